@@ -1,0 +1,1 @@
+"""One module per ``fireside`` sub-command group."""

@@ -1,0 +1,136 @@
+"""``fireside chat``: one answer, or an interactive multi-turn conversation, in the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+HELP = "Chat with a model in the terminal (the bundled model unless --model is given)."
+INTERACTIVE_HELP = "Type a message and press Enter. Ctrl-C stops an answer; /exit or Ctrl-D leaves; /clear starts over."
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("chat", help=HELP, description=HELP)
+    p.add_argument("prompt", nargs="?", help="answer this and exit (omit for an interactive chat)")
+    p.add_argument("--model", "-m", metavar="ID|PATH", help="a library id or a model file/folder")
+    p.add_argument("--system", metavar="TEXT", help="a system prompt")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--min-p", type=float, default=0.05)
+    p.add_argument("--repeat-penalty", type=float, default=1.1)
+    p.add_argument("--max-tokens", type=int, default=512)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)")
+    p.add_argument("--ctx", type=int, metavar="N", help="context length to load the model with")
+    p.add_argument("--backend", metavar="NAME", help="force an engine (llama.cpp, mlx, torch)")
+    p.add_argument("--stats", action="store_true", help="print tokens/s after each answer")
+    p.set_defaults(handler=run)
+
+
+def _answer(engine: Any, history: list[dict[str, str]], params: Any, show_stats: bool) -> str | None:
+    """Stream one answer to stdout; Ctrl-C cancels it. Returns the text, or None on a crash."""
+    previous = signal.signal(signal.SIGINT, lambda *_: engine.cancel())
+    parts: list[str] = []
+    last = None
+    try:
+        for chunk in engine.stream(history, params):
+            if chunk.notice:
+                print(f"[{chunk.notice}]", file=sys.stderr, flush=True)
+            if chunk.text:
+                parts.append(chunk.text)
+                sys.stdout.write(chunk.text)
+                sys.stdout.flush()
+            last = chunk
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    if last is not None and last.finish_reason == "error":
+        print(f"fireside: {last.error}", file=sys.stderr)
+        return None
+    if last is not None and last.finish_reason == "cancelled":
+        print("[stopped]", file=sys.stderr)
+    if show_stats and last is not None and last.timings:
+        t = last.timings
+        print(
+            f"[{last.completion_tokens} tokens, {t.generation_tokens_per_s:.1f} tokens/s, "
+            f"first token after {t.time_to_first_token_s * 1000:.0f} ms]",
+            file=sys.stderr,
+        )
+    return "".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models import Catalog, resolve
+    from runtime import BackendOptions, Engine, GenerationParams
+
+    params = GenerationParams(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        min_p=args.min_p,
+        repeat_penalty=args.repeat_penalty,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        stop=tuple(args.stop),
+    )
+    catalog = Catalog()
+    record = resolve(catalog, args.model)
+    options = BackendOptions(n_ctx=args.ctx)
+    interactive = args.prompt is None
+
+    with Engine() as engine:
+
+        def load() -> None:
+            if interactive:
+                print(f"Loading {record.name}…", file=sys.stderr, flush=True)
+            engine.load(record, options, backend=args.backend)
+            if not engine.info.has_chat_template:
+                print(
+                    f"[{record.name} is a base model with no chat template: it will continue "
+                    f"your text rather than answer it]",
+                    file=sys.stderr,
+                )
+
+        load()
+        history: list[dict[str, str]] = []
+        if args.system:
+            history.append({"role": "system", "content": args.system})
+        if not interactive:
+            history.append({"role": "user", "content": args.prompt})
+            return 0 if _answer(engine, history, params, args.stats) is not None else 1
+
+        try:
+            import readline  # noqa: F401  (line editing and history for input())
+        except ImportError:
+            pass
+        print(INTERACTIVE_HELP, file=sys.stderr)
+        while True:
+            try:
+                line = input(">>> ")
+            except EOFError:
+                print(file=sys.stderr)
+                return 0
+            except KeyboardInterrupt:
+                print(file=sys.stderr)
+                continue
+            text = line.strip()
+            if not text:
+                continue
+            if text in ("/exit", "/quit", "/bye"):
+                return 0
+            if text == "/clear":
+                history = history[:1] if args.system else []
+                print("[conversation cleared]", file=sys.stderr)
+                continue
+            if engine.info is None:  # the engine crashed on the last turn
+                load()
+            history.append({"role": "user", "content": line})
+            answer = _answer(engine, history, params, args.stats)
+            if answer is None:
+                history.pop()
+                continue
+            history.append({"role": "assistant", "content": answer})

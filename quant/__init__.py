@@ -1,0 +1,1 @@
+"""Conversion: Hugging Face / PyTorch checkpoints to GGUF and MLX. No Qt."""

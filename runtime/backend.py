@@ -1,0 +1,225 @@
+"""The one backend abstraction every engine implements.
+
+A backend supplies four primitives: ``load``, ``unload``, ``tokenize`` and ``_generate``
+(prompt tokens in, text pieces out, one per sampled token). Everything users rely on
+being the same across engines lives here once: message checks, the sandboxed chat
+template, the context policy, stop strings, cancellation and timings.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from models.records import ModelRecord
+
+from .errors import ContextOverflow
+from .params import GenerationParams
+from .template import render_chat, render_plain, validate_messages
+from .types import CancelToken, Chunk, Message, ModelInfo, Progress, Timings
+
+BASE_MODEL_NOTICE = (
+    "this is a base model with no chat template: it continues your text rather than answering it"
+)
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Engine settings; each backend reads the ones it understands."""
+
+    n_ctx: int | None = None  # None: the model's own, capped at DEFAULT_MAX_CTX
+    n_threads: int | None = None  # None: the machine's physical cores
+    n_gpu_layers: int | None = None  # None: all layers when the engine can offload, else 0
+    device: str | None = None  # torch: "cuda", "mps", "cpu"
+    dtype: str | None = None  # torch: "float32", "bfloat16", "float16"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+DEFAULT_MAX_CTX = 8192
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, record: ModelRecord, options: BackendOptions | None = None) -> None:
+        self.record = record
+        self.options = options or BackendOptions()
+
+    # -- what each engine supplies -------------------------------------------------------
+    @abstractmethod
+    def load(self, progress: Progress | None = None) -> ModelInfo: ...
+
+    @abstractmethod
+    def unload(self) -> None: ...
+
+    @abstractmethod
+    def tokenize(self, text: str, *, add_bos: bool) -> list[int]: ...
+
+    @abstractmethod
+    def _generate(
+        self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any
+    ) -> Iterator[str]:
+        """Yield the text of each sampled token (may be "" for partial UTF-8) until end of turn."""
+
+    @property
+    @abstractmethod
+    def info(self) -> ModelInfo: ...
+
+    @property
+    @abstractmethod
+    def template_vars(self) -> dict[str, Any]:
+        """``chat_template``, ``bos_token``, ``eos_token``, ``add_bos`` from the model's metadata."""
+
+    # -- shared ------------------------------------------------------------------------
+    def render(self, messages: Sequence[Message]) -> tuple[str, bool]:
+        """The prompt text and whether the tokenizer should prepend BOS (never twice)."""
+        tv = self.template_vars
+        template = tv.get("chat_template")
+        bos = tv.get("bos_token") or ""
+        if template:
+            text = render_chat(
+                template, messages, bos_token=bos, eos_token=tv.get("eos_token") or ""
+            )
+        else:
+            text = render_plain(messages)
+        add_bos = bool(tv.get("add_bos")) and not (bos and text.startswith(bos))
+        return text, add_bos
+
+    def prompt_tokens(
+        self, messages: Sequence[Message], params: GenerationParams
+    ) -> tuple[list[int], int, int]:
+        """Tokens of the prompt that fits, the token budget left, and how many turns were dropped."""
+        msgs = validate_messages(messages)
+        n_ctx = self.info.context_length
+        reserve = min(params.max_tokens or 1, n_ctx // 2) if params.max_tokens else 1
+        dropped = 0
+        while True:
+            text, add_bos = self.render(msgs)
+            tokens = self.tokenize(text, add_bos=add_bos)
+            if len(tokens) + reserve <= n_ctx:
+                break
+            # Oldest turn that is not the system prompt, and never the last (current) message.
+            first = 1 if msgs[0]["role"] == "system" else 0
+            if params.context_overflow == "error" or len(msgs) - first <= 1:
+                raise ContextOverflow(
+                    f"the conversation needs {len(tokens)} tokens plus {reserve} for the answer, "
+                    f"but the model's context holds {n_ctx}; start a new conversation, shorten "
+                    f"the message, or load the model with a longer context"
+                )
+            # Drop a whole exchange (user + assistant) where there is one.
+            del msgs[first]
+            dropped += 1
+            if len(msgs) - first > 1 and msgs[first]["role"] == "assistant":
+                del msgs[first]
+                dropped += 1
+        budget = n_ctx - len(tokens)
+        if params.max_tokens is not None:
+            budget = min(budget, params.max_tokens)
+        return tokens, budget, dropped
+
+    def stream(
+        self, messages: Sequence[Message], params: GenerationParams | None = None, cancel: Any = None
+    ) -> Iterator[Chunk]:
+        """Generate an answer to ``messages``; the last chunk carries the finish reason."""
+        params = params or GenerationParams()
+        cancel = cancel if cancel is not None else CancelToken()
+        tokens, budget, dropped = self.prompt_tokens(messages, params)
+        notices = []
+        if not self.template_vars.get("chat_template"):
+            notices.append(BASE_MODEL_NOTICE)
+        if dropped:
+            notices.append(f"the {dropped} oldest message(s) did not fit the context and were left out")
+        yield from self._stream_tokens(tokens, budget, params, cancel, "; ".join(notices) or None)
+
+    def complete(
+        self, prompt: str, params: GenerationParams | None = None, cancel: Any = None
+    ) -> Iterator[Chunk]:
+        """Plain text continuation of ``prompt`` (no template)."""
+        params = params or GenerationParams()
+        cancel = cancel if cancel is not None else CancelToken()
+        tokens = self.tokenize(prompt, add_bos=bool(self.template_vars.get("add_bos")))
+        n_ctx = self.info.context_length
+        if len(tokens) >= n_ctx:
+            raise ContextOverflow(
+                f"the prompt is {len(tokens)} tokens; the model's context holds {n_ctx}"
+            )
+        budget = n_ctx - len(tokens)
+        if params.max_tokens is not None:
+            budget = min(budget, params.max_tokens)
+        yield from self._stream_tokens(tokens, budget, params, cancel, None)
+
+    def _stream_tokens(
+        self,
+        tokens: list[int],
+        budget: int,
+        params: GenerationParams,
+        cancel: Any,
+        notice: str | None,
+    ) -> Iterator[Chunk]:
+        n_prompt = len(tokens)
+        start = time.perf_counter()
+        first_at: float | None = None
+        n_gen = 0
+        pending = ""  # text held back because it may be the start of a stop string
+        finish = "length"
+        hold = max((len(s) for s in params.stop), default=0)
+
+        def timings() -> Timings:
+            end = time.perf_counter()
+            ttft = (first_at or end) - start
+            decode_s = end - (first_at or end)
+            return Timings(
+                time_to_first_token_s=ttft,
+                prompt_tokens_per_s=n_prompt / ttft if ttft > 0 else 0.0,
+                generation_tokens_per_s=(n_gen - 1) / decode_s if n_gen > 1 and decode_s > 0 else 0.0,
+                total_s=end - start,
+            )
+
+        if notice:
+            yield Chunk("", n_prompt, 0, notice=notice)
+        if cancel.is_set():
+            yield Chunk("", n_prompt, 0, "cancelled", timings())
+            return
+        gen = self._generate(tokens, params, budget, cancel)
+        try:
+            for piece in gen:
+                if first_at is None:
+                    first_at = time.perf_counter()
+                n_gen += 1
+                if hold:
+                    pending += piece
+                    cut = min((i for s in params.stop if (i := pending.find(s)) >= 0), default=-1)
+                    if cut >= 0:
+                        yield Chunk(pending[:cut], n_prompt, n_gen)
+                        pending, finish = "", "stop"
+                        break
+                    keep = _partial_stop_suffix(pending, params.stop, hold)
+                    emit, pending = pending[: len(pending) - keep], pending[len(pending) - keep :]
+                else:
+                    emit = piece
+                if emit:
+                    yield Chunk(emit, n_prompt, n_gen)
+                if cancel.is_set():
+                    finish = "cancelled"
+                    break
+            else:
+                finish = "length" if n_gen >= budget else "stop"
+                if cancel.is_set():
+                    finish = "cancelled"
+        finally:
+            gen.close()
+        if pending and finish != "stop":
+            yield Chunk(pending, n_prompt, n_gen)
+        yield Chunk("", n_prompt, n_gen, finish, timings())  # type: ignore[arg-type]
+
+
+def _partial_stop_suffix(text: str, stops: tuple[str, ...], hold: int) -> int:
+    """Length of the longest end of ``text`` that could begin a stop string."""
+    for k in range(min(hold - 1, len(text)), 0, -1):
+        tail = text[-k:]
+        if any(s.startswith(tail) for s in stops):
+            return k
+    return 0

@@ -1,0 +1,176 @@
+"""The llama.cpp backend: GGUF files through llama-cpp-python."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from models.gguf import read_gguf
+
+from .backend import DEFAULT_MAX_CTX, Backend
+from .errors import ModelLoadError
+from .params import GenerationParams
+from .types import ModelInfo, Progress
+
+PROMPT_CHUNK = 128  # prompt tokens evaluated between cancellation checks
+
+
+def physical_cores() -> int:
+    try:
+        import psutil
+
+        return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+    except Exception:
+        return max(1, os.cpu_count() or 1)
+
+
+def gpu_offload_available() -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+class LlamaCppBackend(Backend):
+    name = "llama.cpp"
+
+    _llm: Any = None
+    _info: ModelInfo | None = None
+    _template_vars: dict[str, Any]
+
+    def load(self, progress: Progress | None = None) -> ModelInfo:
+        path = Path(self.record.path)
+        if progress:
+            progress(0, 3)
+        # Validate before any native code sees the file.
+        header = read_gguf(path)
+        if progress:
+            progress(1, 3)
+        import llama_cpp
+
+        opts = self.options
+        n_ctx = opts.n_ctx or min(header.context_length or 2048, DEFAULT_MAX_CTX)
+        n_gpu = opts.n_gpu_layers
+        if n_gpu is None:
+            n_gpu = -1 if gpu_offload_available() else 0
+        threads = opts.n_threads or physical_cores()
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=n_gpu,
+                n_batch=min(512, n_ctx),
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(f"llama.cpp could not load {path.name}: {exc}") from None
+        self._llm = llm
+        model = llm._model
+        template = header.chat_template
+
+        def token_text(token_id: int) -> str:
+            if token_id < 0:
+                return ""
+            return model.token_to_piece(token_id, special=True).decode("utf-8", errors="replace")
+
+        self._template_vars = {
+            "chat_template": template,
+            "bos_token": token_text(model.token_bos()),
+            "eos_token": token_text(model.token_eos()),
+            "add_bos": bool(model.add_bos_token()),
+        }
+        self._info = ModelInfo(
+            model_id=self.record.id,
+            backend=self.name,
+            context_length=llm.n_ctx(),
+            has_chat_template=template is not None,
+            device="gpu" if n_gpu else "cpu",
+        )
+        if progress:
+            progress(3, 3)
+        return self._info
+
+    def unload(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+        self._llm = None
+        self._info = None
+
+    @property
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            raise ModelLoadError("no model is loaded")
+        return self._info
+
+    @property
+    def template_vars(self) -> dict[str, Any]:
+        return self._template_vars
+
+    def tokenize(self, text: str, *, add_bos: bool) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def reset_cache(self) -> None:
+        """Forget the cached prompt (benchmarks use this to time a cold prompt)."""
+        self._llm.reset()
+
+    def _eval_prompt(self, tokens: list[int], cancel: Any) -> bool:
+        """Evaluate all but the last prompt token in small steps; False if cancelled.
+
+        Reuses whatever prefix is already in the KV cache (the earlier turns of a chat).
+        """
+        llm = self._llm
+        cached = llm._input_ids[: llm.n_tokens].tolist()
+        prefix = 0
+        for a, b in zip(cached, tokens[:-1]):
+            if a != b:
+                break
+            prefix += 1
+        if len(tokens) - 1 - prefix <= PROMPT_CHUNK:
+            return True  # short: generate() handles it at once
+        llm.n_tokens = prefix
+        for start in range(prefix, len(tokens) - 1, PROMPT_CHUNK):
+            if cancel.is_set():
+                return False
+            llm.eval(tokens[start : min(start + PROMPT_CHUNK, len(tokens) - 1)])
+        return True
+
+    def _generate(
+        self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any
+    ) -> Iterator[str]:
+        import llama_cpp
+
+        llm = self._llm
+        if not self._eval_prompt(prompt_tokens, cancel):
+            return
+        llm.set_seed(params.seed if params.seed is not None else random.getrandbits(31))
+        vocab = llm._model.vocab
+        piece = llm._model.token_to_piece
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        n = 0
+        tokens = llm.generate(
+            prompt_tokens,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            min_p=params.min_p,
+            temp=params.temperature,
+            repeat_penalty=params.repeat_penalty,
+            reset=True,
+        )
+        try:
+            for token in tokens:
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    break
+                yield decoder.decode(piece(token, special=False))
+                n += 1
+                if n >= max_new or cancel.is_set():
+                    break
+        finally:
+            tokens.close()
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail

@@ -1,0 +1,94 @@
+"""Chat templates: the model's own Jinja template, rendered in a sandbox.
+
+A template comes from a downloaded file, so it is untrusted code: it runs in Jinja's
+immutable sandbox, which refuses attribute access to Python internals (``__class__``,
+``__globals__``, ``mro`` ...), and any attempt is reported as a TemplateError.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .errors import TemplateError
+from .types import ROLES, Message
+
+MAX_TEMPLATE_LENGTH = 256 * 1024
+
+
+def validate_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
+    """Plain ``{"role", "content"}`` dicts, or a clear error."""
+    from .errors import InvalidParameters
+
+    if not messages:
+        raise InvalidParameters("there are no messages to answer")
+    clean = []
+    for i, m in enumerate(messages):
+        role, content = m.get("role"), m.get("content")
+        if role not in ROLES:
+            raise InvalidParameters(f"message {i} has role {role!r}; use one of {', '.join(ROLES)}")
+        if not isinstance(content, str):
+            raise InvalidParameters(f"message {i} has no text content")
+        clean.append({"role": role, "content": content})
+    return clean
+
+
+@functools.lru_cache(maxsize=8)
+def _compile(source: str) -> Any:
+    from jinja2 import StrictUndefined, TemplateSyntaxError  # noqa: F401
+    from jinja2.exceptions import TemplateError as JinjaError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    if len(source) > MAX_TEMPLATE_LENGTH:
+        raise TemplateError("the model's chat template is implausibly large; refusing to run it")
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(f"the model's chat template refused the conversation: {message}")
+
+    def strftime_now(fmt: str) -> str:
+        return datetime.now().strftime(fmt)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    try:
+        return env.from_string(source)
+    except JinjaError as exc:
+        raise TemplateError(f"the model's chat template is broken: {exc}") from None
+
+
+def render_chat(
+    template: str,
+    messages: Sequence[Message],
+    *,
+    bos_token: str = "",
+    eos_token: str = "",
+    add_generation_prompt: bool = True,
+) -> str:
+    """Render ``messages`` with the model's template, in the sandbox."""
+    from jinja2.exceptions import SecurityError
+    from jinja2.exceptions import TemplateError as JinjaError
+
+    compiled = _compile(template)
+    try:
+        return compiled.render(
+            messages=list(messages),
+            bos_token=bos_token,
+            eos_token=eos_token,
+            add_generation_prompt=add_generation_prompt,
+        )
+    except SecurityError as exc:
+        raise TemplateError(
+            f"the model's chat template tried to do something unsafe and was stopped ({exc})"
+        ) from None
+    except TemplateError:
+        raise
+    except (JinjaError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise TemplateError(f"the model's chat template failed: {exc}") from None
+
+
+def render_plain(messages: Sequence[Message]) -> str:
+    """For a base model (no chat template): the conversation as plain text to continue."""
+    return "\n\n".join(m["content"] for m in messages if m["content"])

@@ -1,0 +1,58 @@
+"""The small frozen records generation speaks in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+Message = Mapping[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+Messages = Sequence[Message]
+Progress = Callable[[int, int], None]  # progress(done, total)
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Timings:
+    time_to_first_token_s: float
+    prompt_tokens_per_s: float
+    generation_tokens_per_s: float
+    total_s: float
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One step of a stream. The last chunk has a finish_reason, and timings unless it failed."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: FinishReason | None = None
+    timings: Timings | None = None
+    error: str | None = None
+    notice: str | None = None  # something the user should be told (base model, dropped turns)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model tells its users."""
+
+    model_id: str
+    backend: str
+    context_length: int
+    has_chat_template: bool
+    device: str = "cpu"
+
+
+class CancelToken:
+    """Anything with ``is_set()``: a threading.Event, a multiprocessing Event, or this."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set

@@ -11,6 +11,15 @@ from .errors import (
     UnsupportedModel,
 )
 from .gguf import GGUFInfo, read_gguf
+from .hf import (
+    HFCheckpoint,
+    SafetensorsTensor,
+    is_hf_folder,
+    read_hf_config,
+    read_hf_folder,
+    read_safetensors_header,
+    require_architecture,
+)
 from .inspect import describe
 from .records import ModelRecord
 
@@ -20,12 +29,19 @@ __all__ = [
     "Catalog",
     "FiresideError",
     "GGUFInfo",
+    "HFCheckpoint",
     "InvalidModelFile",
     "LibraryError",
     "ModelNotFound",
     "ModelRecord",
+    "SafetensorsTensor",
     "UnsupportedModel",
     "describe",
+    "is_hf_folder",
     "read_gguf",
+    "read_hf_config",
+    "read_hf_folder",
+    "read_safetensors_header",
+    "require_architecture",
     "resolve",
 ]

@@ -61,7 +61,9 @@ class Catalog:
         with self._lock:
             row = self._conn.execute("SELECT * FROM models WHERE id=?", (model_id,)).fetchone()
         if row is None:
-            raise ModelNotFound(f"no model called {model_id!r} in the library (see: fireside models list)")
+            raise ModelNotFound(
+                f"no model called {model_id!r} in the library (see: fireside models list)"
+            )
         return ModelRecord.from_row(row)
 
     def find_by_path(self, path: str | Path) -> ModelRecord | None:
@@ -105,7 +107,9 @@ class Catalog:
     def update(self, record: ModelRecord) -> ModelRecord:
         assignments = ", ".join(f"{c}=:{c}" for c in _COLUMNS if c != "id")
         with self._lock:
-            cur = self._conn.execute(f"UPDATE models SET {assignments} WHERE id=:id", record.to_row())
+            cur = self._conn.execute(
+                f"UPDATE models SET {assignments} WHERE id=:id", record.to_row()
+            )
         if cur.rowcount != 1:
             raise ModelNotFound(f"no model called {record.id!r} in the library")
         return record
@@ -132,7 +136,9 @@ class Catalog:
         if row is not None:
             record = ModelRecord.from_row(row)
             if record.path != str(path.resolve()):  # the environment moved; follow it
-                self.update(record.replace(path=str(path.resolve()), size_bytes=path.stat().st_size))
+                self.update(
+                    record.replace(path=str(path.resolve()), size_bytes=path.stat().st_size)
+                )
             return
         from .inspect import describe
 

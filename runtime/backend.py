@@ -121,7 +121,10 @@ class Backend(ABC):
         return tokens, budget, dropped
 
     def stream(
-        self, messages: Sequence[Message], params: GenerationParams | None = None, cancel: Any = None
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams | None = None,
+        cancel: Any = None,
     ) -> Iterator[Chunk]:
         """Generate an answer to ``messages``; the last chunk carries the finish reason."""
         params = params or GenerationParams()
@@ -131,7 +134,9 @@ class Backend(ABC):
         if not self.template_vars.get("chat_template"):
             notices.append(BASE_MODEL_NOTICE)
         if dropped:
-            notices.append(f"the {dropped} oldest message(s) did not fit the context and were left out")
+            notices.append(
+                f"the {dropped} oldest message(s) did not fit the context and were left out"
+            )
         yield from self._stream_tokens(tokens, budget, params, cancel, "; ".join(notices) or None)
 
     def complete(
@@ -174,7 +179,9 @@ class Backend(ABC):
             return Timings(
                 time_to_first_token_s=ttft,
                 prompt_tokens_per_s=n_prompt / ttft if ttft > 0 else 0.0,
-                generation_tokens_per_s=(n_gen - 1) / decode_s if n_gen > 1 and decode_s > 0 else 0.0,
+                generation_tokens_per_s=(n_gen - 1) / decode_s
+                if n_gen > 1 and decode_s > 0
+                else 0.0,
                 total_s=end - start,
             )
 

@@ -44,7 +44,9 @@ def choose_backend(record: ModelRecord, override: str | None = None) -> str:
     name = candidates[0]
     extra = BACKENDS[name][3]
     hint = "pip install fireside" if extra == "fireside" else f"pip install 'fireside[{extra}]'"
-    raise BackendUnavailable(f"{record.name} needs the {name} backend, which is not installed: {hint}")
+    raise BackendUnavailable(
+        f"{record.name} needs the {name} backend, which is not installed: {hint}"
+    )
 
 
 def create_backend(

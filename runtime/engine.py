@@ -76,8 +76,10 @@ def _child_main(conn: Any, cancel: Any) -> None:  # pragma: no cover - runs in t
                 _, payload, params = msg
                 if backend is None:
                     raise ModelLoadError("no model is loaded")
-                gen = backend.stream(payload, params, cancel) if op == "chat" else backend.complete(
-                    payload, params, cancel
+                gen = (
+                    backend.stream(payload, params, cancel)
+                    if op == "chat"
+                    else backend.complete(payload, params, cancel)
                 )
                 started = False
                 try:
@@ -89,7 +91,9 @@ def _child_main(conn: Any, cancel: Any) -> None:  # pragma: no cover - runs in t
                         raise
                     conn.send(("chunk", Chunk("", 0, 0, "error", error=str(exc))))
             elif op == "tokenize":
-                conn.send(("result", len(backend.prompt_tokens(msg[1], msg[2])[0]) if backend else 0))
+                conn.send(
+                    ("result", len(backend.prompt_tokens(msg[1], msg[2])[0]) if backend else 0)
+                )
             elif op == "unload":
                 if backend is not None:
                     backend.unload()
@@ -226,7 +230,9 @@ class Engine:
     def complete(self, prompt: str, params: GenerationParams | None = None) -> Iterator[Chunk]:
         return self._stream("complete", prompt, params)
 
-    def count_prompt_tokens(self, messages: Sequence[Message], params: GenerationParams | None = None) -> int:
+    def count_prompt_tokens(
+        self, messages: Sequence[Message], params: GenerationParams | None = None
+    ) -> int:
         with self._lock:
             if self.info is None:
                 return 0

@@ -73,7 +73,9 @@ class GenerationParams:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise InvalidParameters(f"unknown generation parameter(s): {', '.join(sorted(unknown))}")
+            raise InvalidParameters(
+                f"unknown generation parameter(s): {', '.join(sorted(unknown))}"
+            )
         return cls(**data)
 
 

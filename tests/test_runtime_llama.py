@@ -1,0 +1,190 @@
+"""The llama.cpp backend with the real bundled model, in this process."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from models import Catalog, describe
+from runtime import GREEDY, BackendOptions, ContextOverflow, GenerationParams
+from runtime.llamacpp import LlamaCppBackend
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def backend(bundled_gguf):
+    b = LlamaCppBackend(describe(bundled_gguf), BackendOptions(n_ctx=2048, n_threads=2))
+    steps = []
+    info = b.load(lambda d, t: steps.append((d, t)))
+    assert steps[-1][0] == steps[-1][1], "load progress must end complete"
+    assert info.context_length == 2048 and info.has_chat_template
+    yield b
+    b.unload()
+
+
+def collect(stream):
+    chunks = list(stream)
+    return "".join(c.text for c in chunks), chunks
+
+
+def test_real_generation_streams_text_and_ends_with_timings(backend):
+    text, chunks = collect(
+        backend.stream(
+            [{"role": "user", "content": "What is the capital of France?"}],
+            GREEDY.replace(max_tokens=24),
+        )
+    )
+    assert "Paris" in text
+    assert len(chunks) > 3, "the answer must arrive in several chunks, not at once"
+    last = chunks[-1]
+    assert last.finish_reason in ("stop", "length")
+    assert last.timings is not None and last.timings.generation_tokens_per_s > 0
+    assert last.timings.time_to_first_token_s > 0
+    assert last.prompt_tokens > 5 and 0 < last.completion_tokens <= 24
+    assert all(c.finish_reason is None for c in chunks[:-1])
+
+
+def test_max_tokens_gives_length(backend):
+    _, chunks = collect(
+        backend.stream(
+            [{"role": "user", "content": "Count from one to one hundred in words."}],
+            GREEDY.replace(max_tokens=5),
+        )
+    )
+    assert chunks[-1].finish_reason == "length"
+    assert chunks[-1].completion_tokens == 5
+
+
+def test_greedy_is_deterministic_and_seed_reproduces_sampling(backend):
+    msgs = [{"role": "user", "content": "Write a short poem about the sea."}]
+    a, _ = collect(backend.stream(msgs, GREEDY.replace(max_tokens=20)))
+    b, _ = collect(backend.stream(msgs, GREEDY.replace(max_tokens=20)))
+    assert a == b
+    sampled = GenerationParams(temperature=1.0, seed=1234, max_tokens=20)
+    c, _ = collect(backend.stream(msgs, sampled))
+    d, _ = collect(backend.stream(msgs, sampled))
+    assert c == d
+
+
+def test_stop_string_ends_the_answer_before_it(backend):
+    msgs = [{"role": "user", "content": "List the numbers 1, 2, 3, 4, 5 separated by commas."}]
+    full, _ = collect(backend.stream(msgs, GREEDY.replace(max_tokens=30)))
+    assert "3" in full
+    stop_at = "3"
+    text, chunks = collect(backend.stream(msgs, GREEDY.replace(max_tokens=30, stop=(stop_at,))))
+    assert chunks[-1].finish_reason == "stop"
+    assert stop_at not in text
+    assert full.startswith(text)
+
+
+def test_multi_turn_history_is_used(backend):
+    msgs = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "My name is Zorblax. Remember it."},
+        {"role": "assistant", "content": "Nice to meet you, Zorblax! I will remember your name."},
+        {"role": "user", "content": "What is my name?"},
+    ]
+    text, _ = collect(backend.stream(msgs, GREEDY.replace(max_tokens=20)))
+    assert "Zorblax" in text
+
+
+def test_cancel_from_another_thread_ends_the_stream_within_200ms(backend):
+    cancel = threading.Event()
+    stream = backend.stream(
+        [{"role": "user", "content": "Tell me a very long story about dragons."}],
+        GenerationParams(max_tokens=2000, seed=1),
+        cancel,
+    )
+    seen = 0
+    for chunk in stream:
+        if chunk.text:
+            seen += 1
+        if seen == 5:
+            timer = threading.Timer(0.0, cancel.set)
+            t0 = time.perf_counter()
+            timer.start()
+            timer.join()
+            break
+    rest = list(stream)
+    elapsed = time.perf_counter() - t0
+    assert rest[-1].finish_reason == "cancelled"
+    assert elapsed < 0.2, f"cancellation took {elapsed * 1000:.0f} ms"
+
+
+def test_cancel_during_a_long_prompt(backend):
+    cancel = threading.Event()
+    long_text = "word " * 1500
+    stream = backend.stream(
+        [{"role": "user", "content": long_text}], GREEDY.replace(max_tokens=10), cancel
+    )
+    threading.Timer(0.05, cancel.set).start()
+    t0 = time.perf_counter()
+    chunks = list(stream)
+    assert chunks[-1].finish_reason == "cancelled"
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_context_overflow_is_an_error_or_an_announced_drop(backend):
+    filler = "lorem ipsum dolor sit amet " * 120  # ~700 tokens a turn
+    msgs = [{"role": "system", "content": "Be brief."}]
+    for i in range(3):
+        msgs += [
+            {"role": "user", "content": f"{i} {filler}"},
+            {"role": "assistant", "content": "ok"},
+        ]
+    msgs.append({"role": "user", "content": "Say hi."})
+    with pytest.raises(ContextOverflow, match="context holds 2048"):
+        list(backend.stream(msgs, GREEDY.replace(max_tokens=100, context_overflow="error")))
+    chunks = list(backend.stream(msgs, GREEDY.replace(max_tokens=100)))
+    assert chunks[0].notice and "did not fit" in chunks[0].notice
+    assert chunks[-1].finish_reason in ("stop", "length")
+    assert chunks[-1].prompt_tokens + 100 <= 2048
+
+
+def test_a_single_message_too_long_for_the_context_is_an_error(backend):
+    with pytest.raises(ContextOverflow):
+        list(
+            backend.stream(
+                [{"role": "user", "content": "word " * 3000}], GREEDY.replace(max_tokens=10)
+            )
+        )
+
+
+def test_no_double_bos(backend):
+    text, add_bos = backend.render([{"role": "user", "content": "hi"}])
+    tokens = backend.tokenize(text, add_bos=add_bos)
+    bos = backend._llm.token_bos()
+    assert tokens.count(bos) <= 1
+
+
+def test_base_model_without_template_continues_text(bundled_gguf, tmp_path):
+    """The same weights with the chat template removed behave as a base model, and say so."""
+    from gguf_tools import copy_without_chat_template
+
+    base = copy_without_chat_template(bundled_gguf, tmp_path / "base.gguf")
+    b = LlamaCppBackend(describe(base), BackendOptions(n_ctx=512, n_threads=2))
+    info = b.load()
+    try:
+        assert not info.has_chat_template
+        chunks = list(
+            b.stream(
+                [{"role": "user", "content": "The capital of France is"}],
+                GREEDY.replace(max_tokens=8),
+            )
+        )
+        assert chunks[0].notice and "base model" in chunks[0].notice
+        assert "".join(c.text for c in chunks).strip()
+    finally:
+        b.unload()
+
+
+def test_bundled_model_is_in_the_library_without_import(fresh_home):
+    records = {r.id: r for r in Catalog().list()}
+    bundled = records["smollm2-135m"]
+    assert bundled.source == "bundled" and bundled.format == "gguf"
+    assert bundled.architecture == "llama" and bundled.has_chat_template
+    assert bundled.quantization == "Q4_1"
+    assert 100e6 < bundled.parameters < 200e6

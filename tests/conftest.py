@@ -44,3 +44,12 @@ def bundled_gguf() -> Path:
 def cache_dir() -> Path:
     CACHE_DIR.mkdir(exist_ok=True)
     return CACHE_DIR
+
+
+@pytest.fixture(scope="session")
+def hf_checkpoint(cache_dir: Path, bundled_gguf: Path) -> Path:
+    """A real Hugging Face checkpoint folder (SmolLM2-135M-Instruct, bf16 safetensors, tied
+    embeddings, tokenizer), built once from the bundled GGUF (about a minute) and cached."""
+    from hf_checkpoint import build_hf_checkpoint
+
+    return build_hf_checkpoint(cache_dir, bundled_gguf)

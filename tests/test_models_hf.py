@@ -229,3 +229,13 @@ def test_a_corrupt_shard_fails_the_folder(tmp_path: Path) -> None:
     shard.write_bytes(shard.read_bytes()[:-10])  # cut short, as an interrupted download would
     with pytest.raises(InvalidModelFile, match="truncated"):
         read_hf_folder(folder)
+
+
+@pytest.mark.slow
+def test_the_real_checkpoint_reads_cleanly(hf_checkpoint: Path) -> None:
+    ckpt = read_hf_folder(hf_checkpoint)
+    assert ckpt.architecture == "LlamaForCausalLM" and ckpt.model_type == "llama"
+    assert ckpt.has_tokenizer and "chat_template.jinja" in ckpt.tokenizer_files
+    assert {t.dtype for t in ckpt.tensors.values()} == {"BF16"}
+    assert ckpt.parameter_count == 134_515_008  # SmolLM2-135M, embeddings tied (no lm_head)
+    assert "lm_head.weight" not in ckpt.tensors

@@ -67,9 +67,26 @@ class Catalog:
         return ModelRecord.from_row(row)
 
     def find_by_path(self, path: str | Path) -> ModelRecord | None:
-        key = str(Path(path).resolve())
+        key = str(paths.canonical_path(path))
         with self._lock:
             row = self._conn.execute("SELECT * FROM models WHERE path=?", (key,)).fetchone()
+        return ModelRecord.from_row(row) if row else None
+
+    def find_by_origin(self, origin: str | Path) -> list[ModelRecord]:
+        """Models registered or copied from ``origin`` (the path the user imported)."""
+        key = str(paths.canonical_path(origin))
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM models WHERE path=? OR json_extract(provenance, '$.origin')=?",
+                (key, key),
+            ).fetchall()
+        return [ModelRecord.from_row(r) for r in rows]
+
+    def find_by_sha256(self, sha256: str) -> ModelRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM models WHERE json_extract(provenance, '$.sha256')=?", (sha256,)
+            ).fetchone()
         return ModelRecord.from_row(row) if row else None
 
     # -- writing -------------------------------------------------------------------------
@@ -84,13 +101,13 @@ class Catalog:
 
     def add(self, record: ModelRecord) -> ModelRecord:
         """Register ``record``; a model already registered at the same path is returned as is."""
-        if record.format != "remote":
-            record = record.replace(path=str(Path(record.path).resolve()))
-            existing = self.find_by_path(record.path)
-            if existing is not None:
-                return existing
         placeholders = ", ".join(f":{c}" for c in _COLUMNS)
         with self._lock:
+            if record.format != "remote":
+                record = record.replace(path=str(paths.canonical_path(record.path)))
+                existing = self.find_by_path(record.path)
+                if existing is not None:
+                    return existing
             try:
                 self._conn.execute(
                     f"INSERT INTO models ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
@@ -135,9 +152,11 @@ class Catalog:
             row = self._conn.execute("SELECT * FROM models WHERE id=?", (BUNDLED_ID,)).fetchone()
         if row is not None:
             record = ModelRecord.from_row(row)
-            if record.path != str(path.resolve()):  # the environment moved; follow it
+            if record.path != str(paths.canonical_path(path)):  # the environment moved; follow it
                 self.update(
-                    record.replace(path=str(path.resolve()), size_bytes=path.stat().st_size)
+                    record.replace(
+                        path=str(paths.canonical_path(path)), size_bytes=path.stat().st_size
+                    )
                 )
             return
         from .inspect import describe

@@ -256,7 +256,7 @@ class _Reader:
         unpack_from = _U64.unpack_from
         for _ in range(count):
             start = self.pos - self._buf_start
-            if 0 <= start and start + 8 <= len(self._buf):
+            if start >= 0 and start + 8 <= len(self._buf):
                 length = unpack_from(self._buf, start)[0]
                 if length <= MAX_STRING_LENGTH and length + 8 <= self.remaining():
                     self.pos += 8 + length
@@ -458,9 +458,14 @@ def _parse(fh: BinaryIO, size: int, path: Path) -> GGUFInfo:
     n_kv = r.u64("the metadata count")
     # Each key/value needs at least 12 bytes, each tensor info at least 24.
     if n_kv > MAX_KV or n_kv > r.remaining() // 12:
-        raise _corrupt(r.name, f"it claims {n_kv} metadata entries, more than fit in it")
+        raise InvalidModelFile(
+            f"{r.name} is truncated or corrupt: it claims {n_kv} metadata entries, "
+            "more than fit in it"
+        )
     if n_tensors > MAX_TENSORS or n_tensors > r.remaining() // 24:
-        raise _corrupt(r.name, f"it claims {n_tensors} tensors, more than fit in it")
+        raise InvalidModelFile(
+            f"{r.name} is truncated or corrupt: it claims {n_tensors} tensors, more than fit in it"
+        )
 
     budget = _Budget(r.name)
     metadata: dict[str, Any] = {}

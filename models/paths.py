@@ -35,3 +35,16 @@ def models_dir() -> Path:
 
 def settings_path() -> Path:
     return data_dir() / "settings.json"
+
+
+def canonical_path(path: str | os.PathLike[str]) -> Path:
+    """Absolute, with symlinked folders resolved but the file's own name kept.
+
+    A GGUF in the Hugging Face cache is a symlink to a blob named by its hash; llama.cpp finds
+    the other parts of a split model by name, so the name must stay. A path that is itself a
+    folder is resolved fully.
+    """
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    if path.is_dir():
+        return path.resolve()
+    return path.parent.resolve() / path.name

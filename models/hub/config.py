@@ -1,0 +1,84 @@
+"""Where the Hub is, where its cache lives, and whether Fireside may use the network at all.
+
+Everything is read at call time (not at import) so a setting changed while the app runs, or
+an environment variable set by a test, takes effect on the next search or pull. The names and
+defaults follow huggingface_hub's own conventions, so other tools' downloads are found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..atomic import write_bytes_atomic
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+SETTING_OFFLINE = "offline"
+_TRUE = {"1", "on", "yes", "true"}
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in _TRUE
+
+
+def endpoint() -> str:
+    """The Hub's address: ``$HF_ENDPOINT`` or https://huggingface.co."""
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def hf_home() -> Path:
+    base = os.environ.get("HF_HOME")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+        base = os.path.join(xdg, "huggingface")
+    return Path(os.path.expandvars(os.path.expanduser(base)))
+
+
+def cache_dir() -> Path:
+    """The shared Hub cache: ``$HF_HUB_CACHE``, the legacy ``$HUGGINGFACE_HUB_CACHE``, or
+    ``$HF_HOME/hub`` (default ``~/.cache/huggingface/hub``)."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(os.path.expandvars(os.path.expanduser(explicit)))
+    return hf_home() / "hub"
+
+
+def read_settings() -> dict[str, Any]:
+    """The user's settings (``settings.json`` in the data directory); {} when absent or unreadable."""
+    try:
+        data = json.loads(paths.settings_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def set_offline_setting(offline: bool) -> None:
+    """Remember offline mode in ``settings.json`` (other keys are kept)."""
+    data = read_settings()
+    data[SETTING_OFFLINE] = bool(offline)
+    write_bytes_atomic(paths.settings_path(), (json.dumps(data, indent=2) + "\n").encode())
+
+
+def is_offline(explicit: bool | None = None) -> bool:
+    """True when any of these says offline: ``explicit`` (``--offline``), ``$HF_HUB_OFFLINE``
+    (or ``$TRANSFORMERS_OFFLINE``), or the ``offline`` setting."""
+    if explicit:
+        return True
+    if _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE")):
+        return True
+    return bool(read_settings().get(SETTING_OFFLINE, False))
+
+
+def enforce_offline() -> None:
+    """Make offline mode hold for every library in this process (transformers, mlx-lm...),
+    not only for Fireside's own code: sets ``HF_HUB_OFFLINE=1`` and, if huggingface_hub is
+    already imported, its module-level switch. Call it at start-up when offline mode is on."""
+    import sys
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True

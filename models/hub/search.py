@@ -1,0 +1,175 @@
+"""``search``: models on the Hub, most downloaded first, with what each one offers."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import HubError
+from .listing import RepoListing, folder_files, gguf_variants
+from .net import api, fetch_listing, hub_errors, probe, require_online
+
+FORMATS = ("gguf", "mlx", "safetensors")
+DEFAULT_LIMIT = 10
+_DETAIL_WORKERS = 4
+
+
+def fit_verdict(size_bytes: int | None, kind: str) -> str | None:
+    """HOOK: this machine's memory-fit verdict for a model of ``size_bytes`` on disk.
+
+    Calls ``models.fit.verdict_for_download(size_bytes, kind)`` once that module exists (it
+    is being written beside this one); until then, and when it cannot say, returns None and
+    the listing simply shows no verdict.
+    """
+    if not size_bytes:
+        return None
+    try:
+        from .. import fit  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    func = getattr(fit, "verdict_for_download", None)
+    if func is None:
+        return None
+    try:
+        verdict = func(size_bytes, kind)
+    except Exception:
+        return None
+    return None if verdict is None else str(verdict)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One thing a pull can fetch from a repository: a GGUF quantization, or the whole folder."""
+
+    label: str  # "Q4_K_M", or "model" for an MLX/safetensors folder
+    size: int
+    files: tuple[str, ...]
+    split: bool = False
+    fit: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "size": self.size,
+            "files": list(self.files),
+            "split": self.split,
+            "fit": self.fit,
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    repo: str
+    kind: str  # gguf | mlx | safetensors | pytorch | other
+    downloads: int = 0
+    likes: int = 0
+    gated: bool = False
+    revision: str | None = None
+    offers: tuple[Offer, ...] = ()
+    total_size: int | None = None  # the model folder (MLX/safetensors) or None for GGUF
+    note: str | None = None  # why details are missing, when they are
+    tags: tuple[str, ...] = field(default=(), repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "repo": self.repo,
+            "kind": self.kind,
+            "downloads": self.downloads,
+            "likes": self.likes,
+            "gated": self.gated,
+            "revision": self.revision,
+            "total_size": self.total_size,
+            "offers": [o.to_dict() for o in self.offers],
+            "note": self.note,
+        }
+
+
+def describe_listing(listing: RepoListing, downloads: int = 0, likes: int = 0) -> SearchResult:
+    """What one repository offers (pure: from a listing already fetched)."""
+    kind = listing.kind
+    offers: list[Offer] = []
+    total: int | None = None
+    if kind == "gguf":
+        for v in gguf_variants(listing.files):
+            offers.append(
+                Offer(
+                    label=v.label,
+                    size=v.size,
+                    files=tuple(f.path for f in v.files),
+                    split=v.split,
+                    fit=fit_verdict(v.size, "gguf"),
+                )
+            )
+    elif kind in ("mlx", "safetensors", "pytorch"):
+        chosen = folder_files(listing.files)
+        total = sum(f.size or 0 for f in chosen)
+        offers.append(
+            Offer(
+                label="model",
+                size=total,
+                files=tuple(f.path for f in chosen),
+                fit=fit_verdict(total, kind),
+            )
+        )
+    return SearchResult(
+        repo=listing.repo,
+        kind=kind,
+        downloads=downloads,
+        likes=likes,
+        gated=listing.gated,
+        revision=listing.revision or None,
+        offers=tuple(offers),
+        total_size=total,
+        tags=listing.tags,
+    )
+
+
+def search(
+    query: str,
+    *,
+    format: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offline: bool | None = None,
+) -> list[SearchResult]:
+    """Models on the Hub matching ``query``, most downloaded first, with their offers.
+
+    ``format`` (gguf | mlx | safetensors) keeps only repositories of that kind. Raises
+    :class:`HubOffline` at once in offline mode, :class:`HubUnreachable` quickly without a
+    network.
+    """
+    if format is not None and format not in FORMATS:
+        raise HubError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    require_online(offline)
+    probe()
+    with hub_errors():
+        found = list(
+            api().list_models(
+                search=query or None,
+                filter=format,
+                sort="downloads",
+                limit=max(1, limit),
+                expand=["downloads", "likes", "gated", "tags", "library_name"],
+            )
+        )
+    found.sort(key=lambda m: m.downloads or 0, reverse=True)
+
+    def details(model: Any) -> SearchResult:
+        try:
+            listing = fetch_listing(model.id)
+        except HubError as exc:
+            return SearchResult(
+                repo=model.id,
+                kind="other",
+                downloads=model.downloads or 0,
+                likes=model.likes or 0,
+                gated=bool(model.gated),
+                note=str(exc),
+            )
+        return describe_listing(listing, model.downloads or 0, model.likes or 0)
+
+    with ThreadPoolExecutor(max_workers=_DETAIL_WORKERS) as pool:
+        results = list(pool.map(details, found))
+    if format is not None:
+        results = [r for r in results if r.kind == format or r.note]
+    return results

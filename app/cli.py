@@ -13,6 +13,7 @@ from . import __version__
 COMMAND_MODULES = (
     "app.commands.chat",
     "app.commands.models",
+    "app.commands.hub",
 )
 
 

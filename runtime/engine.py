@@ -203,19 +203,40 @@ class Engine:
             self._cancel.clear()
             self._send((op, payload, params or GenerationParams()))
             n_prompt = n_gen = 0
-            while True:
-                try:
-                    msg = self._recv()
-                except EngineCrashed as exc:
-                    yield Chunk("", n_prompt, n_gen, "error", error=str(exc))
-                    return
-                if msg[0] == "error":
-                    self._raise(msg)
-                chunk: Chunk = msg[1]
-                n_prompt, n_gen = chunk.prompt_tokens, chunk.completion_tokens
-                yield chunk
-                if chunk.finish_reason is not None:
-                    return
+            done = False
+            try:
+                while True:
+                    try:
+                        msg = self._recv()
+                    except EngineCrashed as exc:
+                        done = True
+                        yield Chunk("", n_prompt, n_gen, "error", error=str(exc))
+                        return
+                    if msg[0] == "error":
+                        done = True
+                        self._raise(msg)
+                    chunk: Chunk = msg[1]
+                    n_prompt, n_gen = chunk.prompt_tokens, chunk.completion_tokens
+                    done = chunk.finish_reason is not None
+                    yield chunk
+                    if done:
+                        return
+            finally:
+                if not done:
+                    # The caller stopped reading (closed the iterator, or it was collected):
+                    # stop the child and take the rest of this answer off the pipe, so the
+                    # next request does not read stale chunks.
+                    self._drain()
+
+    def _drain(self) -> None:
+        self._cancel.set()
+        while True:
+            try:
+                msg = self._recv()
+            except EngineCrashed:
+                return
+            if msg[0] == "error" or (msg[0] == "chunk" and msg[1].finish_reason is not None):
+                return
 
     def stream(
         self, messages: Sequence[Message], params: GenerationParams | None = None

@@ -27,3 +27,7 @@ class TemplateError(FiresideError):
 
 class EngineCrashed(FiresideError):
     """The engine process died (native crash, out of memory, killed)."""
+
+
+class RemoteError(FiresideError):
+    """A remote (OpenAI-compatible) server could not be reached or refused the request."""

@@ -1,0 +1,428 @@
+"""Remote engines: a library entry that points at any OpenAI-compatible server.
+
+vLLM on a GPU cluster, llama-server, Ollama, LM Studio or another Fireside: the server
+applies its own chat template and sampling; this backend sends the conversation, streams
+the answer back over server-sent events, and stops at once when cancelled.
+
+A remote record keeps ``extra = {"url", "remote_model", "api_key_env"}``. The API key
+itself is never stored: only the name of the environment variable that holds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from models.records import ModelRecord, slugify
+
+from .backend import DEFAULT_MAX_CTX, Backend
+from .errors import BackendUnavailable, InvalidParameters, ModelLoadError, RemoteError
+from .params import GenerationParams
+from .template import validate_messages
+from .types import CancelToken, Chunk, Message, ModelInfo, Progress, Timings
+
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 600.0  # a big prompt on a busy cluster can take a while to start
+POLL_S = 0.05
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FINISH = {"stop": "stop", "length": "length"}
+
+
+# -- records -----------------------------------------------------------------------------
+def normalize_base_url(url: str) -> str:
+    """The API base (``http://host:port/v1``) from what a user pastes, or a clear error."""
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidParameters(
+            f"{url!r} is not an http(s) address; give the server's API base, "
+            f"e.g. http://gpu-box:8000/v1"
+        )
+    if parts.username or parts.password:
+        raise InvalidParameters(
+            "put the API key in an environment variable (--api-key-env), not in the address"
+        )
+    path = parts.path.rstrip("/")
+    for suffix in ("/chat/completions", "/completions", "/models"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    if not path:
+        path = "/v1"  # every OpenAI-compatible server serves under /v1
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def api_key_from_env(var: str | None, name: str = "the remote model") -> str | None:
+    if not var:
+        return None
+    key = os.environ.get(var)
+    if not key:
+        raise ModelLoadError(
+            f"{name} needs an API key in the environment variable {var}, which is not set"
+        )
+    return key
+
+
+def list_remote_models(base_url: str, api_key: str | None = None) -> list[dict[str, Any]]:
+    """The ``data`` of ``GET {base_url}/models`` (the models the server offers)."""
+    with httpx.Client(timeout=httpx.Timeout(CONNECT_TIMEOUT_S)) as client:
+        resp = _get_models(client, base_url, api_key)
+    if resp is None:
+        return []
+    return [m for m in resp if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+
+def remote_record(
+    name: str,
+    url: str,
+    remote_model: str,
+    *,
+    api_key_env: str | None = None,
+    context_length: int | None = None,
+    model_id: str | None = None,
+) -> ModelRecord:
+    """A library record for ``remote_model`` served at ``url`` (nothing is contacted)."""
+    name = name.strip()
+    if not name:
+        raise InvalidParameters("a remote model needs a name")
+    if not remote_model.strip():
+        raise InvalidParameters("the remote model id cannot be empty")
+    if api_key_env is not None and not ENV_NAME.match(api_key_env):
+        raise InvalidParameters(
+            f"{api_key_env!r} is not an environment variable name (letters, digits and _)"
+        )
+    base = normalize_base_url(url)
+    return ModelRecord(
+        id=model_id or slugify(name),
+        name=name,
+        format="remote",
+        path=f"{base}#{remote_model}",  # unique per server and model
+        source="remote",
+        context_length=context_length,
+        has_chat_template=True,
+        provenance={"origin": base},
+        extra={"url": base, "remote_model": remote_model, "api_key_env": api_key_env},
+    )
+
+
+# -- HTTP helpers ------------------------------------------------------------------------
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text.strip()[:300] or resp.reason_phrase
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+        if isinstance(body.get("detail"), str):
+            return body["detail"]
+    return json.dumps(body)[:300]
+
+
+def _refusal(resp: httpx.Response, base_url: str) -> RemoteError:
+    if resp.status_code in (401, 403):
+        return RemoteError(
+            f"the server at {base_url} refused the API key ({resp.status_code}: "
+            f"{_error_text(resp)}); check the key in the environment variable"
+        )
+    return RemoteError(f"the server at {base_url} answered {resp.status_code}: {_error_text(resp)}")
+
+
+def _get_models(
+    client: httpx.Client, base_url: str, api_key: str | None
+) -> list[dict[str, Any]] | None:
+    try:
+        resp = client.get(f"{base_url}/models", headers=_headers(api_key))
+    except httpx.HTTPError as exc:
+        raise RemoteError(
+            f"could not reach the server at {base_url} ({type(exc).__name__}: {exc}); "
+            f"is it running, and is the address right?"
+        ) from None
+    if resp.status_code == 404:
+        return None  # some servers do not list models; the chat request will tell
+    if resp.status_code != 200:
+        raise _refusal(resp, base_url)
+    try:
+        data = resp.json().get("data")
+    except (ValueError, AttributeError):
+        return None
+    return data if isinstance(data, list) else None
+
+
+def _context_length(entry: dict[str, Any]) -> int | None:
+    for key in ("context_length", "max_model_len", "context_window", "n_ctx"):
+        value = entry.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    meta = entry.get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get("n_ctx_train"), int):
+        return meta["n_ctx_train"]
+    return None
+
+
+# -- the backend -------------------------------------------------------------------------
+class RemoteBackend(Backend):
+    name = "remote"
+
+    _client: httpx.Client | None = None
+    _info: ModelInfo | None = None
+
+    def __init__(self, record: ModelRecord, options: Any = None) -> None:
+        super().__init__(record, options)
+        extra = record.extra or {}
+        self.base_url = normalize_base_url(extra.get("url") or record.path.split("#", 1)[0])
+        self.remote_model: str | None = extra.get("remote_model")
+        self.api_key_env: str | None = extra.get("api_key_env")
+        self._api_key: str | None = None
+
+    def load(self, progress: Progress | None = None) -> ModelInfo:
+        if progress:
+            progress(0, 1)
+        self._api_key = api_key_from_env(self.api_key_env, self.record.name)
+        client = httpx.Client(
+            timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S),
+            headers=_headers(self._api_key),
+        )
+        try:
+            listed = _get_models(client, self.base_url, self._api_key)
+        except BaseException:
+            client.close()
+            raise
+        entry: dict[str, Any] = {}
+        if listed is not None:
+            ids = [m.get("id") for m in listed if isinstance(m, dict)]
+            if self.remote_model is None:
+                if len(ids) != 1:
+                    client.close()
+                    raise ModelLoadError(
+                        f"the server at {self.base_url} offers {len(ids)} models "
+                        f"({', '.join(map(str, ids[:10]))}); say which one with --model"
+                    )
+                self.remote_model = str(ids[0])
+            elif self.remote_model not in ids:
+                client.close()
+                raise ModelLoadError(
+                    f"the server at {self.base_url} does not offer {self.remote_model!r}; "
+                    f"it offers: {', '.join(map(str, ids[:10])) or 'nothing'}"
+                )
+            entry = next(m for m in listed if m.get("id") == self.remote_model)
+        elif self.remote_model is None:
+            client.close()
+            raise ModelLoadError(f"say which model of {self.base_url} to use (--model ID)")
+        self._client = client
+        n_ctx = (
+            self.options.n_ctx
+            or _context_length(entry)
+            or self.record.context_length
+            or DEFAULT_MAX_CTX
+        )
+        self._info = ModelInfo(
+            model_id=self.record.id,
+            backend=self.name,
+            context_length=n_ctx,
+            has_chat_template=True,
+            device="remote",
+        )
+        if progress:
+            progress(1, 1)
+        return self._info
+
+    def unload(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = None
+        self._info = None
+
+    @property
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            raise ModelLoadError("no model is loaded")
+        return self._info
+
+    @property
+    def template_vars(self) -> dict[str, Any]:
+        return {"chat_template": "(applied by the remote server)", "add_bos": False}
+
+    def tokenize(self, text: str, *, add_bos: bool) -> list[int]:
+        raise BackendUnavailable(
+            f"{self.record.name} runs on a remote server, which counts tokens itself: "
+            f"the counts arrive with each answer"
+        )
+
+    def _generate(
+        self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any
+    ) -> Iterator[str]:  # pragma: no cover - stream/complete are overridden
+        raise BackendUnavailable("a remote model answers whole requests, not token lists")
+
+    # -- generation ----------------------------------------------------------------------
+    def _body(self, params: GenerationParams) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.remote_model,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+        }
+        if params.max_tokens is not None:
+            body["max_tokens"] = params.max_tokens
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.seed is not None:
+            body["seed"] = params.seed
+        return body
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams | None = None,
+        cancel: Any = None,
+    ) -> Iterator[Chunk]:
+        params = params or GenerationParams()
+        body = self._body(params)
+        body["messages"] = validate_messages(messages)
+        return self._run("chat/completions", body, cancel)
+
+    def complete(
+        self, prompt: str, params: GenerationParams | None = None, cancel: Any = None
+    ) -> Iterator[Chunk]:
+        params = params or GenerationParams()
+        body = self._body(params)
+        body["prompt"] = prompt
+        return self._run("completions", body, cancel)
+
+    def _run(self, endpoint: str, body: dict[str, Any], cancel: Any) -> Iterator[Chunk]:
+        if self._client is None:
+            raise ModelLoadError("no model is loaded")
+        cancel = cancel if cancel is not None else CancelToken()
+        events: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        url = f"{self.base_url}/{endpoint}"
+        client = self._client
+        base = self.base_url
+
+        def read() -> None:
+            """Reads the event stream on its own thread, so a cancel never waits on the net."""
+            try:
+                with client.stream("POST", url, json=body) as resp:
+                    if resp.status_code != 200:
+                        resp.read()
+                        events.put(("fail", _refusal(resp, base)))
+                        return
+                    events.put(("open", None))
+                    for line in resp.iter_lines():
+                        if stop.is_set():
+                            return
+                        if not line.startswith("data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            break
+                        try:
+                            events.put(("data", json.loads(data)))
+                        except ValueError:
+                            events.put(("fail", RemoteError(f"{base} sent a malformed event")))
+                            return
+                events.put(("end", None))
+            except httpx.HTTPError as exc:
+                if not stop.is_set():
+                    events.put(
+                        (
+                            "fail",
+                            RemoteError(
+                                f"lost the connection to {base} ({type(exc).__name__}: {exc})"
+                            ),
+                        )
+                    )
+            except Exception as exc:  # never let the reader die silently
+                events.put(("fail", RemoteError(f"reading from {base} failed: {exc}")))
+
+        start = time.perf_counter()
+        first_at: float | None = None
+        n_prompt = n_gen = 0
+        usage_gen: int | None = None
+        finish = "stop"
+        opened = False
+        reader = threading.Thread(target=read, name="fireside-remote-reader", daemon=True)
+        reader.start()
+
+        def timings() -> Timings:
+            end = time.perf_counter()
+            ttft = (first_at or end) - start
+            decode_s = end - (first_at or end)
+            n = usage_gen if usage_gen is not None else n_gen
+            return Timings(
+                time_to_first_token_s=ttft,
+                prompt_tokens_per_s=n_prompt / ttft if ttft > 0 and n_prompt else 0.0,
+                generation_tokens_per_s=(n - 1) / decode_s if n > 1 and decode_s > 0 else 0.0,
+                total_s=end - start,
+            )
+
+        try:
+            while True:
+                if cancel.is_set():
+                    finish = "cancelled"
+                    break
+                try:
+                    kind, value = events.get(timeout=POLL_S)
+                except queue.Empty:
+                    continue
+                if kind == "fail":
+                    if not opened and first_at is None:
+                        raise value
+                    yield Chunk("", n_prompt, n_gen, "error", error=str(value))
+                    return
+                if kind == "open":
+                    opened = True
+                    continue
+                if kind == "end":
+                    break
+                if not isinstance(value, dict):
+                    continue
+                if isinstance(value.get("error"), dict | str):
+                    err = value["error"]
+                    text = err.get("message") if isinstance(err, dict) else err
+                    yield Chunk("", n_prompt, n_gen, "error", error=f"{base}: {text}")
+                    return
+                usage = value.get("usage")
+                if isinstance(usage, dict):
+                    n_prompt = int(usage.get("prompt_tokens") or n_prompt)
+                    if usage.get("completion_tokens") is not None:
+                        usage_gen = int(usage["completion_tokens"])
+                for choice in value.get("choices") or ():
+                    delta = choice.get("delta") if "delta" in choice else None
+                    text = (delta or {}).get("content") if delta is not None else choice.get("text")
+                    if text:
+                        if first_at is None:
+                            first_at = time.perf_counter()
+                        n_gen += 1
+                        yield Chunk(text, n_prompt, n_gen)
+                    reason = choice.get("finish_reason")
+                    if reason:
+                        finish = _FINISH.get(reason, "stop")
+        finally:
+            stop.set()
+        yield Chunk(
+            "",
+            n_prompt,
+            usage_gen if usage_gen is not None else n_gen,
+            finish,  # type: ignore[arg-type]
+            timings(),
+        )

@@ -1,7 +1,7 @@
 """Generation: backends, chat templates, sampling parameters and the engine process. No Qt."""
 
 from .backend import Backend, BackendOptions
-from .dispatch import choose_backend, create_backend
+from .dispatch import BACKENDS, Plan, choose_backend, create_backend, plan, probe
 from .engine import Engine
 from .errors import (
     BackendUnavailable,
@@ -9,12 +9,15 @@ from .errors import (
     EngineCrashed,
     InvalidParameters,
     ModelLoadError,
+    RemoteError,
     TemplateError,
 )
+from .host import HostRequest, LoadedModel, ModelHost
 from .params import GREEDY, GenerationParams
 from .types import CancelToken, Chunk, Message, ModelInfo, Timings
 
 __all__ = [
+    "BACKENDS",
     "GREEDY",
     "Backend",
     "BackendOptions",
@@ -25,12 +28,19 @@ __all__ = [
     "Engine",
     "EngineCrashed",
     "GenerationParams",
+    "HostRequest",
     "InvalidParameters",
+    "LoadedModel",
     "Message",
     "ModelInfo",
+    "ModelHost",
     "ModelLoadError",
+    "Plan",
+    "RemoteError",
     "TemplateError",
     "Timings",
     "choose_backend",
     "create_backend",
+    "plan",
+    "probe",
 ]

@@ -1,51 +1,133 @@
-"""Which engine runs which model: the model's format, the machine, and the user's override."""
+"""Which engine runs which model: the model's format, the machine, and the user's override.
+
+GGUF -> llama.cpp. An MLX folder -> MLX on Apple Silicon; elsewhere MLX only runs on the
+CPU, slowly, so it is used only when asked for (``--backend mlx``). A Hugging Face folder
+-> PyTorch (which then picks CUDA, MPS or the CPU). Nothing heavy is imported to decide.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
+import platform
+from dataclasses import dataclass
 
 from models.records import ModelRecord
 
 from .backend import Backend, BackendOptions
 from .errors import BackendUnavailable
 
-# backend name -> (module, class, the Python module it needs, the extra that installs it)
-BACKENDS: dict[str, tuple[str, str, str, str]] = {
-    "llama.cpp": ("runtime.llamacpp", "LlamaCppBackend", "llama_cpp", "fireside"),
+
+@dataclass(frozen=True)
+class BackendSpec:
+    module: str  # where the Backend subclass lives
+    cls: str
+    requires: tuple[str, ...]  # Python modules it needs
+    extra: str  # what installs them: "fireside" (always there) or an extra's name
+    formats: str  # for people: what it runs
+
+
+BACKENDS: dict[str, BackendSpec] = {
+    "llama.cpp": BackendSpec(
+        "runtime.llamacpp", "LlamaCppBackend", ("llama_cpp",), "fireside", "GGUF"
+    ),
+    "mlx": BackendSpec(
+        "runtime.mlx_backend", "MLXBackend", ("mlx", "mlx_lm"), "mlx", "MLX folders"
+    ),
+    "torch": BackendSpec(
+        "runtime.torch_backend",
+        "TorchBackend",
+        ("torch", "transformers"),
+        "torch",
+        "Hugging Face folders",
+    ),
+    "remote": BackendSpec(
+        "runtime.remote", "RemoteBackend", ("httpx",), "fireside", "OpenAI-compatible servers"
+    ),
 }
 # model format -> backends that can run it, best first
 FORMAT_BACKENDS: dict[str, tuple[str, ...]] = {
     "gguf": ("llama.cpp",),
     "gguf-split": ("llama.cpp",),
+    "mlx": ("mlx",),
+    "hf-safetensors": ("torch",),
+    "hf-pytorch": ("torch",),
+    "remote": ("remote",),
+}
+ALIASES = {
+    "pytorch": "torch",
+    "llamacpp": "llama.cpp",
+    "llama-cpp": "llama.cpp",
+    "llama": "llama.cpp",
 }
 
 
+def apple_silicon() -> bool:
+    return platform.system() == "Darwin" and platform.machine() == "arm64"
+
+
+def on_request_only(backend: str) -> str | None:
+    """Why ``backend`` is used here only when the user asks for it (None: it is not)."""
+    if backend == "mlx" and not apple_silicon():
+        return (
+            "MLX is built for Apple Silicon; on this machine it can only use the CPU and is "
+            "slow (a few tokens per second)"
+        )
+    return None
+
+
+def missing_modules(backend: str) -> list[str]:
+    return [m for m in BACKENDS[backend].requires if importlib.util.find_spec(m) is None]
+
+
 def installed(backend: str) -> bool:
-    return importlib.util.find_spec(BACKENDS[backend][2]) is not None
+    return not missing_modules(backend)
+
+
+def install_hint(backend: str) -> str:
+    extra = BACKENDS[backend].extra
+    return "pip install fireside" if extra == "fireside" else f"pip install 'fireside[{extra}]'"
+
+
+def normalize_name(name: str) -> str:
+    key = name.strip().lower()
+    return ALIASES.get(key, key)
 
 
 def choose_backend(record: ModelRecord, override: str | None = None) -> str:
-    """The backend name for ``record``, or a clear error saying what to install."""
+    """The backend name for ``record``, or a clear error saying what to install or ask for."""
     candidates = FORMAT_BACKENDS.get(record.format, ())
     if override:
+        override = normalize_name(override)
         if override not in BACKENDS:
             raise BackendUnavailable(
                 f"unknown backend {override!r}; known: {', '.join(sorted(BACKENDS))}"
             )
         if override not in candidates:
-            raise BackendUnavailable(f"the {override} backend cannot run {record.format} models")
+            can = ", ".join(candidates) or "none yet"
+            raise BackendUnavailable(
+                f"the {override} backend cannot run {record.format} models "
+                f"({override} runs {BACKENDS[override].formats}; for {record.name}: {can})"
+            )
         candidates = (override,)
     if not candidates:
         raise BackendUnavailable(f"no backend runs models in the {record.format!r} format yet")
-    for name in candidates:
+    usable = [c for c in candidates if override or on_request_only(c) is None]
+    if not usable:
+        name = candidates[0]
+        raise BackendUnavailable(
+            f"{record.name} is an {record.format.upper()} model. {on_request_only(name)}. "
+            f"To run it anyway: --backend {name}"
+            + ("; or convert the original weights to GGUF" if name == "mlx" else "")
+        )
+    for name in usable:
         if installed(name):
             return name
-    name = candidates[0]
-    extra = BACKENDS[name][3]
-    hint = "pip install fireside" if extra == "fireside" else f"pip install 'fireside[{extra}]'"
+    name = usable[0]
     raise BackendUnavailable(
-        f"{record.name} needs the {name} backend, which is not installed: {hint}"
+        f"{record.name} needs the {name} backend, which is not installed "
+        f"(missing: {', '.join(missing_modules(name))}): {install_hint(name)}"
     )
 
 
@@ -53,5 +135,70 @@ def create_backend(
     record: ModelRecord, options: BackendOptions | None = None, override: str | None = None
 ) -> Backend:
     name = choose_backend(record, override)
-    module, cls, _, _ = BACKENDS[name]
-    return getattr(importlib.import_module(module), cls)(record, options)
+    spec = BACKENDS[name]
+    return getattr(importlib.import_module(spec.module), spec.cls)(record, options)
+
+
+# -- what the machine offers (imports the engines; for `fireside doctor`, not for dispatch) ----
+@functools.cache
+def probe(backend: str) -> tuple[bool, str, tuple[str, ...]]:
+    """(usable, why or version, devices best first) for one backend on this machine."""
+    missing = missing_modules(backend)
+    if missing:
+        return False, f"not installed (missing {', '.join(missing)}): {install_hint(backend)}", ()
+    try:
+        if backend == "remote":
+            import httpx
+
+            return True, f"httpx {httpx.__version__}", ("remote",)
+        if backend == "llama.cpp":
+            import llama_cpp
+
+            gpu = bool(llama_cpp.llama_supports_gpu_offload())
+            return (
+                True,
+                f"llama-cpp-python {llama_cpp.__version__}",
+                (("gpu", "cpu") if gpu else ("cpu",)),
+            )
+        if backend == "torch":
+            import torch
+            import transformers
+
+            from .torch_backend import available_devices
+
+            return (
+                True,
+                f"torch {torch.__version__}, transformers {transformers.__version__}",
+                (tuple(available_devices())),
+            )
+        if backend == "mlx":
+            import mlx.core as mx
+            import mlx_lm
+
+            from .mlx_backend import mlx_device
+
+            version = f"mlx {getattr(mx, '__version__', '?')}, mlx-lm {mlx_lm.__version__}"
+            return True, version, (mlx_device(),)
+    except Exception as exc:  # a broken install: say what it says
+        return False, f"installed but cannot start: {type(exc).__name__}: {exc}", ()
+    return False, "unknown backend", ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What would run a model here: a backend and device, or why nothing would."""
+
+    backend: str | None
+    device: str | None
+    note: str | None = None
+
+
+def plan(record: ModelRecord, override: str | None = None) -> Plan:
+    try:
+        name = choose_backend(record, override)
+    except BackendUnavailable as exc:
+        return Plan(None, None, str(exc))
+    usable, why, devices = probe(name)
+    if not usable:
+        return Plan(name, None, why)
+    return Plan(name, devices[0] if devices else "cpu", on_request_only(name) if override else None)

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "app.commands.chat",
     "app.commands.models",
     "app.commands.hub",
+    "app.commands.serve",
 )
 
 

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "app.commands.models",
     "app.commands.hub",
     "app.commands.serve",
+    "app.commands.doctor",
 )
 
 

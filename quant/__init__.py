@@ -1,1 +1,50 @@
-"""Conversion: Hugging Face / PyTorch checkpoints to GGUF and MLX. No Qt."""
+"""Conversion: Hugging Face / PyTorch checkpoints to GGUF (and MLX, quant.mlx). No Qt.
+
+``convert(source, to, out=None, progress=None, cancel=None)`` is the face; the output types
+are in ``OUTPUT_TYPES`` and the architectures in ``supported_architectures()``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import ConversionError, NotEnoughSpace
+from .types import CONVERTER_VERSION, OUTPUT_TYPES, OutputType, output_type
+
+__all__ = [
+    "CONVERTER_VERSION",
+    "OUTPUT_TYPES",
+    "ConversionError",
+    "NotEnoughSpace",
+    "OutputType",
+    "convert",
+    "output_type",
+    "supported_architectures",
+]
+
+
+def convert(
+    source: str | os.PathLike[str],
+    to: str,
+    out: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Any = None,
+    name: str | None = None,
+) -> Path:
+    """Convert a Hugging Face folder to GGUF ``to`` (``gguf-f16`` ... ``gguf-q4_k_m``).
+
+    Unsupported or broken input is refused before any heavy work; a cancel (``cancel.is_set()``)
+    or a failure removes every partial file. Returns the output path.
+    """
+    from .to_gguf import convert as _convert
+
+    return _convert(source, to, out, progress=progress, cancel=cancel, name=name)
+
+
+def supported_architectures() -> tuple[str, ...]:
+    from .arch import supported_architectures as _supported
+
+    return _supported()

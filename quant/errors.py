@@ -1,0 +1,13 @@
+"""Conversion errors; every message is shown to the user as it is."""
+
+from __future__ import annotations
+
+from models.errors import FiresideError
+
+
+class ConversionError(FiresideError):
+    """The conversion could not finish (its partial output has been removed)."""
+
+
+class NotEnoughSpace(ConversionError):
+    """The disk lacks room for the output; nothing was written."""

@@ -1,0 +1,175 @@
+"""The tokenizer, written into the GGUF: byte-level BPE (tokenizer.json) with its
+pre-tokenizer, or SentencePiece (tokenizer.model); special tokens, add_bos/add_eos and the
+chat template (through the gguf package's SpecialVocab)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gguf
+
+from models.errors import InvalidModelFile, UnsupportedModel
+
+# The split regexes of common byte-level BPE tokenizers, and the name llama.cpp knows each by.
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+SPLIT_TO_PRE = {QWEN2_SPLIT: "qwen2", LLAMA3_SPLIT: "llama-bpe"}
+
+
+def _pre_tokenizer_parts(pre: Any) -> list[dict[str, Any]]:
+    if not isinstance(pre, dict):
+        return []
+    if pre.get("type") == "Sequence":
+        return [p for p in pre.get("pretokenizers", []) if isinstance(p, dict)]
+    return [pre]
+
+
+def bpe_pre_name(tokenizer: dict[str, Any]) -> str:
+    """Which of llama.cpp's pre-tokenizers reproduces this tokenizer.json's splitting."""
+    parts = _pre_tokenizer_parts(tokenizer.get("pre_tokenizer"))
+    kinds = [p.get("type") for p in parts]
+    if kinds == ["ByteLevel"] and parts[0].get("use_regex", True):
+        return "gpt-2"
+    if kinds == ["Digits", "ByteLevel"] and parts[0].get("individual_digits"):
+        return "smollm"
+    if kinds == ["Split", "ByteLevel"] and not parts[1].get("use_regex", True):
+        regex = parts[0].get("pattern", {}).get("Regex")
+        if regex in SPLIT_TO_PRE:
+            return SPLIT_TO_PRE[regex]
+    raise UnsupportedModel(
+        f"this model's tokenizer splits text in a way Fireside does not know yet "
+        f"(pre-tokenizer: {' + '.join(str(k) for k in kinds) or 'none'})"
+    )
+
+
+def _hf_add_flags(folder: Path, bos_id: int | None, eos_id: int | None) -> dict[str, bool]:
+    """Whether the HF tokenizer itself adds BOS/EOS, found by asking it (tokenizers library)."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        return {}
+    try:
+        tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        ids = tok.encode("a", add_special_tokens=True).ids
+    except Exception:
+        return {}
+    return {
+        "bos": bool(ids) and bos_id is not None and ids[0] == bos_id,
+        "eos": bool(ids) and eos_id is not None and ids[-1] == eos_id and len(ids) > 1,
+    }
+
+
+def _bpe_tokens(folder: Path, tokenizer: dict[str, Any], vocab_size: int):
+    model = tokenizer["model"]
+    vocab: dict[str, int] = model.get("vocab") or {}
+    added = [t for t in tokenizer.get("added_tokens", []) if isinstance(t, dict)]
+    n = max([vocab_size, *(i + 1 for i in vocab.values()), *(t["id"] + 1 for t in added)])
+    if n > vocab_size:
+        raise InvalidModelFile(
+            f"the tokenizer has {n} tokens but the model's embedding only {vocab_size}; "
+            f"the folder's tokenizer does not belong to these weights"
+        )
+    tokens = [f"[PAD{i}]" for i in range(n)]
+    types = [gguf.TokenType.UNUSED] * n
+    for text, i in vocab.items():
+        tokens[i] = text
+        types[i] = gguf.TokenType.NORMAL
+    for t in added:
+        tokens[t["id"]] = t["content"]
+        types[t["id"]] = gguf.TokenType.CONTROL if t.get("special") else gguf.TokenType.USER_DEFINED
+    return tokens, types
+
+
+def _spm_tokens(folder: Path, vocab_size: int):
+    try:
+        spm_vocab = gguf.SentencePieceVocab(folder)
+    except ImportError:
+        raise UnsupportedModel(
+            "converting a SentencePiece tokenizer needs the sentencepiece package "
+            "(pip install 'fireside[torch]')"
+        ) from None
+    tokens: list[bytes] = []
+    scores: list[float] = []
+    types: list[int] = []
+    for text, score, ttype in spm_vocab.all_tokens():
+        tokens.append(text)
+        scores.append(score)
+        types.append(ttype)
+    if len(tokens) > vocab_size:
+        raise InvalidModelFile(
+            f"the tokenizer has {len(tokens)} tokens but the model's embedding only {vocab_size}"
+        )
+    for i in range(len(tokens), vocab_size):
+        tokens.append(f"[PAD{i}]".encode())
+        scores.append(-1000.0)
+        types.append(gguf.TokenType.UNUSED)
+    add_prefix = True
+    try:
+        from sentencepiece import sentencepiece_model_pb2 as model_pb2
+
+        proto = model_pb2.ModelProto()
+        proto.ParseFromString((folder / "tokenizer.model").read_bytes())
+        add_prefix = bool(proto.normalizer_spec.add_dummy_prefix)
+    except Exception:
+        pass
+    return tokens, scores, types, add_prefix
+
+
+def write_tokenizer(w: gguf.GGUFWriter, folder: Path, vocab_size: int) -> str:
+    """Write the vocabulary and its settings; returns the kind written ("gpt2" or "llama")."""
+    tokenizer_json = folder / "tokenizer.json"
+    tokenizer: dict[str, Any] | None = None
+    if tokenizer_json.is_file():
+        try:
+            tokenizer = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise InvalidModelFile(
+                "tokenizer.json is not valid JSON; the folder looks damaged"
+            ) from None
+    model = (tokenizer or {}).get("model") or {}
+    byte_level = model.get("type") == "BPE" and any(
+        p.get("type") == "ByteLevel" for p in _pre_tokenizer_parts(tokenizer.get("pre_tokenizer"))
+    )
+    if byte_level:
+        kind = "gpt2"
+        tokens, types = _bpe_tokens(folder, tokenizer, vocab_size)
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(bpe_pre_name(tokenizer))
+        w.add_token_list(tokens)
+        w.add_token_types(types)
+        special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=len(tokens))
+        if not special.merges:
+            raise InvalidModelFile("tokenizer.json has no merges; the tokenizer looks damaged")
+    elif (folder / "tokenizer.model").is_file():
+        kind = "llama"
+        tokens, scores, types, add_prefix = _spm_tokens(folder, vocab_size)
+        w.add_tokenizer_model("llama")
+        w.add_tokenizer_pre("default")
+        w.add_token_list(tokens)
+        w.add_token_scores(scores)
+        w.add_token_types(types)
+        w.add_add_space_prefix(add_prefix)
+        special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=len(tokens))
+    else:
+        raise UnsupportedModel(
+            "Fireside converts byte-level BPE (tokenizer.json) and SentencePiece "
+            "(tokenizer.model) tokenizers; this folder has neither"
+        )
+    if tokenizer_json.is_file():
+        flags = _hf_add_flags(
+            folder, special.special_token_ids.get("bos"), special.special_token_ids.get("eos")
+        )
+        for typ, value in flags.items():
+            special.add_special_token[typ] = value
+    special.add_special_token.setdefault("bos", kind == "llama")
+    special.add_special_token.setdefault("eos", False)
+    special.add_to_gguf(w, quiet=True)
+    return kind

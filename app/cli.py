@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "app.commands.hub",
     "app.commands.serve",
     "app.commands.doctor",
+    "app.commands.convert",
 )
 
 

@@ -12,8 +12,8 @@ Rules it keeps:
 - A model is loaded into its own :class:`Engine` (a child process) on its first request and
   unloaded (the child ends, its memory goes back) after ``idle_unload_s`` without requests.
 - Requests for one model are served one at a time, in the order they arrived.
-- At most ``max_loaded`` models are loaded at once; a request for another model unloads the
-  one used least recently once it is idle.
+- At most ``max_loaded`` local models are loaded at once; a request for another model
+  unloads the one used least recently once it is idle (remote models do not count).
 - A cancelled request frees the engine at once (the answer stops within a token or one prompt
   step, and the rest is drained), so the next request in line starts right away.
 
@@ -38,6 +38,10 @@ from .params import GenerationParams
 from .types import Chunk, Message, ModelInfo, Progress
 
 WAIT_POLL_S = 0.05
+
+
+def _is_remote(record: ModelRecord) -> bool:
+    return record.format == "remote"
 
 
 @dataclass
@@ -303,11 +307,20 @@ class ModelHost:
         return slot.engine
 
     def _make_room(self, wanted: _Slot) -> None:
-        """Unload least-recently-used idle models until one more fits under ``max_loaded``."""
+        """Unload least-recently-used idle models until one more fits under ``max_loaded``.
+
+        Remote models hold no weights here, so they neither count nor make room.
+        """
+        if _is_remote(wanted.record):
+            return
         while True:
             with self._cond:
                 self._check_open()
-                others = [s for s in self._slots.values() if s is not wanted and s.loaded]
+                others = [
+                    s
+                    for s in self._slots.values()
+                    if s is not wanted and s.loaded and not _is_remote(s.record)
+                ]
                 if len(others) < self.max_loaded:
                     return
                 idle = [s for s in others if not s.busy and not s.waiting]

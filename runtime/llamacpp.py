@@ -28,6 +28,25 @@ def physical_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _piece_reader(vocab: Any) -> Any:
+    """token id -> its bytes (llama_token_to_piece with a reused buffer that grows on demand)."""
+    import ctypes
+
+    import llama_cpp
+
+    buf = ctypes.create_string_buffer(256)
+
+    def piece(token: int, special: bool = False) -> bytes:
+        nonlocal buf
+        n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
+        return buf.raw[: max(n, 0)]
+
+    return piece
+
+
 def gpu_offload_available() -> bool:
     import llama_cpp
 
@@ -72,11 +91,12 @@ class LlamaCppBackend(Backend):
         self._llm = llm
         model = llm._model
         template = header.chat_template
+        self._piece = _piece_reader(model.vocab)
 
         def token_text(token_id: int) -> str:
             if token_id < 0:
                 return ""
-            return model.token_to_piece(token_id, special=True).decode("utf-8", errors="replace")
+            return self._piece(token_id, True).decode("utf-8", errors="replace")
 
         self._template_vars = {
             "chat_template": template,
@@ -149,7 +169,7 @@ class LlamaCppBackend(Backend):
             return
         llm.set_seed(params.seed if params.seed is not None else random.getrandbits(31))
         vocab = llm._model.vocab
-        piece = llm._model.token_to_piece
+        piece = self._piece
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         n = 0
         tokens = llm.generate(
@@ -165,7 +185,7 @@ class LlamaCppBackend(Backend):
             for token in tokens:
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     break
-                yield decoder.decode(piece(token, special=False))
+                yield decoder.decode(piece(token))
                 n += 1
                 if n >= max_new or cancel.is_set():
                     break

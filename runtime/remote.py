@@ -167,7 +167,7 @@ def _get_models(
     return data if isinstance(data, list) else None
 
 
-def _context_length(entry: dict[str, Any]) -> int | None:
+def context_length_of(entry: dict[str, Any]) -> int | None:
     for key in ("context_length", "max_model_len", "context_window", "n_ctx"):
         value = entry.get(key)
         if isinstance(value, int) and value > 0:
@@ -230,7 +230,7 @@ class RemoteBackend(Backend):
         self._client = client
         n_ctx = (
             self.options.n_ctx
-            or _context_length(entry)
+            or context_length_of(entry)
             or self.record.context_length
             or DEFAULT_MAX_CTX
         )

@@ -57,7 +57,14 @@ def test_models_list_shows_the_bundled_model():
 
 @pytest.mark.slow
 def test_one_shot_chat_streams_an_answer():
-    out = run("chat", "What is the capital of France?", "--temperature", "0", "--max-tokens", "20")
+    out = run(
+        "chat",
+        "What is the capital of France? Answer in one word.",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "20",
+    )
     assert out.returncode == 0, out.stderr
     assert "Paris" in out.stdout
 

@@ -13,7 +13,7 @@ from runtime import GREEDY, BackendOptions, Engine, GenerationParams, ModelLoadE
 pytestmark = pytest.mark.slow
 
 OPTS = BackendOptions(n_ctx=1024, n_threads=2)
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
 @pytest.fixture

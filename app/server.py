@@ -888,21 +888,28 @@ class LocalServer:
         return self.base_url
 
     def serve_forever(self, ready: Callable[[LocalServer], None] | None = None) -> None:
-        """Serve in this thread until Ctrl-C (or SIGTERM); ``ready`` is called once listening."""
-        server = self._prepare()
-        if ready is not None:
-            original = server.startup
+        """Serve until Ctrl-C or SIGTERM (call from the main thread); then stop cleanly.
 
-            async def startup(sockets: Any = None) -> None:
-                await original(sockets=sockets)
-                if server.started:
-                    ready(self)
+        ``ready(self)`` is called once the server accepts requests.
+        """
+        import signal
 
-            server.startup = startup
+        stop = threading.Event()
+        previous = {
+            sig: signal.signal(sig, lambda *_: stop.set())
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
-            server.run(sockets=[self._sock])
+            self.start()
+            if ready is not None:
+                ready(self)
+            while not stop.wait(0.25):
+                if self._thread is None or not self._thread.is_alive():
+                    break
         finally:
-            self._cleanup()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stop()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting requests, cancel running answers, and wait for the thread."""

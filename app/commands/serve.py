@@ -36,6 +36,7 @@ def register(sub: Any) -> None:
         help="allow browser pages from this origin, e.g. http://localhost:3000 (repeatable)",
     )
     p.add_argument("--ctx", type=int, metavar="N", help="context length to load models with")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads per model")
     p.add_argument("--verbose", "-v", action="store_true", help="log every request")
     p.set_defaults(handler=run)
 
@@ -55,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
         idle_unload_s=args.idle_unload or None,
         access_log=args.verbose,
     )
-    host = ModelHost(idle_unload_s=config.idle_unload_s, options=BackendOptions(n_ctx=args.ctx))
+    host = ModelHost(
+        idle_unload_s=config.idle_unload_s,
+        options=BackendOptions(n_ctx=args.ctx, n_threads=args.threads),
+    )
     server = LocalServer(config, host=host)
 
     def ready(srv: LocalServer) -> None:

@@ -1,0 +1,77 @@
+"""Tiny random-weight Hugging Face checkpoints of each architecture the converter supports.
+
+Built by transformers from a config (2 layers, hidden 64), weights perturbed so that biases
+and norms are not their trivial initial values, saved with safetensors and the SmolLM2
+tokenizer files (the token ids are what the logit tests feed; the tokenizer only has to load).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+COMMON: dict[str, Any] = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+    rms_norm_eps=1e-6,
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=2,
+)
+
+
+def tiny_config(arch: str, vocab_size: int) -> Any:
+    import transformers as tf
+
+    common = dict(COMMON, vocab_size=vocab_size)
+    if arch == "LlamaForCausalLM":
+        return tf.LlamaConfig(**common, tie_word_embeddings=False)
+    if arch == "MistralForCausalLM":
+        return tf.MistralConfig(**common, sliding_window=None, tie_word_embeddings=False)
+    if arch == "Qwen2ForCausalLM":
+        return tf.Qwen2Config(**common, tie_word_embeddings=True)
+    if arch == "Qwen3ForCausalLM":
+        return tf.Qwen3Config(**common, head_dim=32, tie_word_embeddings=False)
+    if arch == "Gemma2ForCausalLM":
+        return tf.Gemma2Config(
+            **common,
+            head_dim=16,
+            query_pre_attn_scalar=16,
+            sliding_window=128,
+            attn_logit_softcapping=50.0,
+            final_logit_softcapping=30.0,
+        )
+    if arch == "Gemma3ForCausalLM":
+        return tf.Gemma3TextConfig(
+            **common, head_dim=16, query_pre_attn_scalar=16, sliding_window=128
+        )
+    if arch == "Phi3ForCausalLM":
+        return tf.Phi3Config(**common, tie_word_embeddings=False)
+    raise ValueError(arch)
+
+
+def build_tiny(arch: str, folder: Path, tokenizer_from: Path, *, dtype: str = "float32") -> Path:
+    """Save a tiny random ``arch`` checkpoint in ``folder`` (dtype: float32 or bfloat16)."""
+    import torch
+    import transformers as tf
+
+    vocab = 49152
+    config = tiny_config(arch, vocab)
+    torch.manual_seed(hash(arch) % 1000)
+    model = getattr(tf, arch)(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model = model.to(getattr(torch, dtype))
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        if (tokenizer_from / name).is_file():
+            shutil.copy(tokenizer_from / name, folder / name)
+    return folder

@@ -10,6 +10,8 @@ from .errors import (
     ModelNotFound,
     UnsupportedModel,
 )
+from .fit import FitEstimate
+from .fit import estimate as estimate_fit
 from .gguf import GGUFInfo, read_gguf
 from .hf import (
     HFCheckpoint,
@@ -20,14 +22,17 @@ from .hf import (
     read_safetensors_header,
     require_architecture,
 )
-from .inspect import describe
+from .inspect import describe, find_models, read_gguf_model
+from .library import import_model, remove_model
 from .records import ModelRecord
+from .stores import scan as scan_stores
 
 __all__ = [
     "BUNDLED_ID",
     "Cancelled",
     "Catalog",
     "FiresideError",
+    "FitEstimate",
     "GGUFInfo",
     "HFCheckpoint",
     "InvalidModelFile",
@@ -37,11 +42,17 @@ __all__ = [
     "SafetensorsTensor",
     "UnsupportedModel",
     "describe",
+    "estimate_fit",
+    "find_models",
+    "import_model",
     "is_hf_folder",
     "read_gguf",
+    "read_gguf_model",
     "read_hf_config",
     "read_hf_folder",
     "read_safetensors_header",
+    "remove_model",
     "require_architecture",
     "resolve",
+    "scan_stores",
 ]

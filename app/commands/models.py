@@ -17,6 +17,7 @@ def register(sub: Any) -> None:
     lp.add_argument("--json", action="store_true", help="machine-readable output")
     lp.set_defaults(handler=run_list)
     register_add_remote(msub)
+    register_library(msub)
 
 
 def human_size(n: int | None) -> str:
@@ -117,4 +118,220 @@ def run_add_remote(args: argparse.Namespace) -> int:
     key_note = f", key from ${args.api_key_env}" if args.api_key_env else ""
     print(f"Added {record.id}: {remote_model} at {base}{key_note}")
     print(f"Chat with it: fireside chat --model {record.id}")
+    return 0
+
+
+# -- show, import, scan, rename, remove, fit ------------------------------------------------
+def register_library(msub: Any) -> None:
+    sp = msub.add_parser("show", help="everything about one model: metadata, chat template, files")
+    sp.add_argument("id", help="the model's library id")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.set_defaults(handler=run_show)
+
+    ip = msub.add_parser(
+        "import",
+        help="add a .gguf file, a split GGUF, a Hugging Face or MLX folder, or a folder of them",
+        description="Validate and add models to the library. By default a model already inside "
+        "the library or another app's store (Hugging Face cache, LM Studio, Ollama) is "
+        "registered where it is, and anything else is copied into the library.",
+    )
+    ip.add_argument("path", help="a .gguf file (the first part of a split one), or a folder")
+    mode = ip.add_mutually_exclusive_group()
+    mode.add_argument("--copy", dest="mode", action="store_const", const="copy",
+                      help="copy the files into the library (checked, with sha256)")  # fmt: skip
+    mode.add_argument("--link", dest="mode", action="store_const", const="link",
+                      help="register the files where they are; nothing is copied")  # fmt: skip
+    ip.add_argument("--name", help="the name to show for it")
+    ip.add_argument("--json", action="store_true", help="machine-readable output")
+    ip.set_defaults(handler=run_import, mode=None)
+
+    scp = msub.add_parser(
+        "scan",
+        help="find models in the Hugging Face cache, LM Studio and Ollama; register them in place",
+    )
+    scp.add_argument("--json", action="store_true", help="machine-readable output")
+    scp.set_defaults(handler=run_scan)
+
+    rp = msub.add_parser("rename", help="give a model another display name")
+    rp.add_argument("id")
+    rp.add_argument("name")
+    rp.set_defaults(handler=run_rename)
+
+    dp = msub.add_parser(
+        "remove",
+        help="remove a model (its files are deleted only if the library owns them)",
+    )
+    dp.add_argument("id")
+    dp.set_defaults(handler=run_remove)
+
+    fp = msub.add_parser("fit", help="will the model fit in memory? (weights + KV cache + runtime)")
+    fp.add_argument("id")
+    fp.add_argument("--ctx", type=int, metavar="N", help="context length in tokens")
+    fp.add_argument("--json", action="store_true", help="machine-readable output")
+    fp.set_defaults(handler=run_fit)
+
+
+def _print_record(r: Any) -> None:
+    fields = [
+        ("id", r.id),
+        ("name", r.name),
+        ("format", r.format),
+        ("architecture", r.architecture or "-"),
+        ("parameters", human_count(r.parameters)),
+        ("quantization", r.quantization or "-"),
+        ("bits/weight", f"{r.bits_per_weight:.2f}" if r.bits_per_weight else "-"),
+        ("size", human_size(r.size_bytes)),
+        ("context", str(r.context_length or "-")),
+        ("chat template", "yes" if r.has_chat_template else "no"),
+        ("source", r.source + (" (files owned by the library)" if r.owned else "")),
+        ("path", r.path),
+        ("added", r.added_at),
+    ]
+    for key, value in r.provenance.items():
+        if key != "files":
+            fields.append((key, str(value)))
+    width = max(len(k) for k, _ in fields)
+    for key, value in fields:
+        print(f"{key.ljust(width)}  {value}")
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from models import Catalog
+    from models.inspect import model_details
+
+    record = Catalog().get(args.id)
+    details = model_details(record) if record.format != "remote" else {}
+    if args.json:
+        print(json.dumps({**record.to_dict(), **details}, indent=2, default=str))
+        return 0
+    _print_record(record)
+    if details.get("files"):
+        print("\nfiles:")
+        for f in details["files"]:
+            print(f"  {f['path']}  ({human_size(f['size'])})")
+    if details.get("metadata"):
+        print("\nmetadata:")
+        for key, value in details["metadata"].items():
+            text = json.dumps(value, default=str) if not isinstance(value, str) else value
+            print(f"  {key} = {text[:200]}")
+    if details.get("chat_template"):
+        print("\nchat template:")
+        print(details["chat_template"])
+    return 0
+
+
+class _Bar:
+    """A one-line progress bar on stderr (only when it is a terminal)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or not total:
+            return
+        pct = int(100 * done / total)
+        if pct != self.last:
+            self.last = pct
+            bar = "#" * (pct // 4)
+            print(f"\rcopying [{bar:<25}] {pct:3d}% of {human_size(total)}",
+                  end="", file=sys.stderr, flush=True)  # fmt: skip
+
+    def close(self) -> None:
+        if self.enabled and self.last >= 0:
+            print(file=sys.stderr)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from models import Catalog
+    from models.library import import_model
+
+    catalog = Catalog()
+    before = {r.id for r in catalog.list()}
+    bar = _Bar()
+    try:
+        records = import_model(
+            args.path, mode=args.mode, name=args.name, catalog=catalog, progress=bar
+        )
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=2))
+        return 0
+    for r in records:
+        if r.id in before:
+            print(f"{r.id}: already in the library ({r.name})")
+        else:
+            how = (
+                "copied into the library"
+                if r.owned and r.provenance.get("mode") == "copy"
+                else ("registered in place")
+            )
+            print(f"{r.id}: {r.name} ({r.format}, {human_size(r.size_bytes)}) {how}")
+    return 0
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    from models import Catalog
+    from models.stores import scan, store_roots
+
+    result = scan(Catalog())
+    if args.json:
+        print(json.dumps({
+            "added": [r.to_dict() for r in result.added],
+            "known": [r.id for r in result.known],
+            "skipped": [{"path": p, "reason": why} for p, why in result.skipped],
+            "searched": result.searched,
+        }, indent=2))  # fmt: skip
+        return 0
+    if not result.searched:
+        print("No other app's model store was found. Looked in:")
+        for root in store_roots():
+            print(f"  {root}")
+        return 0
+    print("Searched: " + ", ".join(result.searched))
+    for r in result.added:
+        print(f"added {r.id}: {r.name} ({r.format}, {human_size(r.size_bytes)}) at {r.path}")
+    if result.known:
+        print(f"{len(result.known)} model(s) were already in the library")
+    for path, why in result.skipped:
+        print(f"skipped {path}: {why}")
+    if not result.added and not result.known:
+        print("No models found.")
+    return 0
+
+
+def run_rename(args: argparse.Namespace) -> int:
+    from models import Catalog
+
+    record = Catalog().rename(args.id, args.name)
+    print(f"{record.id} is now called {record.name}")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from models.library import remove_model
+
+    print(remove_model(args.id).message())
+    return 0
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from models import Catalog
+    from models.fit import estimate
+
+    est = estimate(Catalog().get(args.id), args.ctx)
+    if args.json:
+        print(json.dumps(est.to_dict(), indent=2))
+        return 0
+    mem = est.memory
+    print(f"{est.model_id} at {est.n_ctx} tokens of context ({est.engine}): {est.verdict}")
+    print(f"  weights        {human_size(est.weights)}")
+    print(f"  KV cache       {human_size(est.kv_cache)} ({est.kv_dtype})")
+    print(f"  runtime        {human_size(est.overhead)}")
+    print(f"  peak, chatting {human_size(est.typical)}")
+    print(f"  peak, full context and a long prompt {human_size(est.worst)}")
+    print(f"  available      {human_size(mem.available)} of {human_size(mem.total)} {mem.device}")
+    for note in est.notes:
+        print(f"  note: {note}")
     return 0

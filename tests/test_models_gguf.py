@@ -14,69 +14,25 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from model_files import (
+    U32,
+    U64,
+    build,
+    gstr,
+    kv_str,
+    kv_u32,
+    make_split,
+    split_part,
+    tensor_info,
+    write,
+)
 
 from models import Catalog, FiresideError, InvalidModelFile, read_gguf
 from models.gguf import ARRAY, FLOAT32, INT32, STRING, UINT32, UINT64, ArraySummary
 from models.inspect import read_gguf_model
 from models.library import import_model
 
-U32, U64 = struct.Struct("<I"), struct.Struct("<Q")
-F32_TYPE = 0  # ggml type F32
 MEMORY_LIMIT = 16 * 1024 * 1024  # bytes Python may allocate while rejecting a small file
-
-
-def gstr(s: str | bytes) -> bytes:
-    raw = s.encode() if isinstance(s, str) else s
-    return U64.pack(len(raw)) + raw
-
-
-def kv_str(key: str, value: str) -> bytes:
-    return gstr(key) + U32.pack(STRING) + gstr(value)
-
-
-def kv_u32(key: str, value: int) -> bytes:
-    return gstr(key) + U32.pack(UINT32) + U32.pack(value)
-
-
-def tensor_info(
-    name: str, shape: tuple[int, ...], ggml_type: int = F32_TYPE, offset: int = 0
-) -> bytes:
-    out = gstr(name) + U32.pack(len(shape))
-    for d in shape:
-        out += U64.pack(d)
-    return out + U32.pack(ggml_type) + U64.pack(offset)
-
-
-def build(
-    kvs: list[bytes] | None = None,
-    tensors: list[bytes] | None = None,
-    data: bytes | None = None,
-    *,
-    magic: bytes = b"GGUF",
-    version: int = 3,
-    n_tensors: int | None = None,
-    n_kv: int | None = None,
-    alignment: int = 32,
-) -> bytes:
-    """A GGUF file; by default a valid one with one 32-float tensor."""
-    if kvs is None:
-        kvs = [kv_str("general.architecture", "llama"), kv_str("general.name", "tiny")]
-    if tensors is None:
-        tensors = [tensor_info("w", (32,))]
-    head = magic + U32.pack(version)
-    head += U64.pack(len(tensors) if n_tensors is None else n_tensors)
-    head += U64.pack(len(kvs) if n_kv is None else n_kv)
-    head += b"".join(kvs) + b"".join(tensors)
-    pad = (-len(head)) % alignment
-    if data is None:
-        data = b"\0" * 128
-    return head + b"\0" * pad + data
-
-
-def write(tmp_path: Path, raw: bytes, name: str = "m.gguf") -> Path:
-    p = tmp_path / name
-    p.write_bytes(raw)
-    return p
 
 
 def rejected(path: Path, *words: str) -> str:
@@ -276,27 +232,6 @@ def test_hostile_files_are_never_registered(tmp_path: Path, fresh_home: Path) ->
 
 
 # -- split GGUF --------------------------------------------------------------------------------
-def _part(no: int, count: int, tname: str, n_total: int) -> bytes:
-    # split.no / split.count are uint16 (type 2) in llama.cpp's gguf-split
-    kvs = [
-        kv_str("general.architecture", "llama"),
-        gstr("split.no") + U32.pack(2) + struct.pack("<H", no),
-        gstr("split.count") + U32.pack(2) + struct.pack("<H", count),
-        gstr("split.tensors.count") + U32.pack(INT32) + struct.pack("<i", n_total),
-    ]
-    return build(kvs, [tensor_info(tname, (32,))])
-
-
-def make_split(folder: Path, count: int = 3, prefix: str = "tiny") -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in range(count):
-        p = folder / f"{prefix}-{i + 1:05d}-of-{count:05d}.gguf"
-        p.write_bytes(_part(i, count, f"t{i}", count))
-        out.append(p)
-    return out
-
-
 def test_a_split_model_reads_all_parts(tmp_path: Path) -> None:
     parts = make_split(tmp_path / "s")
     model = read_gguf_model(parts[0])
@@ -319,7 +254,7 @@ def test_a_later_part_points_to_the_first(tmp_path: Path) -> None:
 
 def test_split_parts_that_do_not_belong_together(tmp_path: Path) -> None:
     parts = make_split(tmp_path / "s")
-    parts[1].write_bytes(_part(0, 3, "t1", 3))  # says it is part 1
+    parts[1].write_bytes(split_part(0, 3, "t1", 3))  # says it is part 1
     with pytest.raises(InvalidModelFile, match="do not belong together"):
         read_gguf_model(parts[0])
 

@@ -1,0 +1,116 @@
+"""The real SmolLM2 checkpoint through Fireside's converter and llama.cpp: F16 reproduces
+transformers' next-token distributions; Q8_0 and Q4_K_M stay within bounds measured against
+llama.cpp's own pipeline (tests/perf/test_convert_bench.py); tokenization matches exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from quant_helpers import kl_and_top1, llama_logits
+
+from models import read_gguf
+from quant import convert
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog. In 1492, Columbus sailed the ocean blue, "
+    "and the world was never quite the same again.",
+    "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n",
+    "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+    "The capital of France is Paris.",
+    "Photosynthesis converts light energy into chemical energy: plants take in carbon dioxide "
+    "and water and release oxygen.",
+]
+# A varied text for tokenization: code, Unicode (accents, CJK, emoji), digits, special tokens.
+VARIED = (
+    "<|im_start|>system\nNaïve café — 東京 🚀 ½ → ∑ x² 12345 3.14159\n"
+    "for (int i = 0; i < n; ++i) { total += a[i] * 2; }  // done\t\ttabs\n\n"
+    "  leading spaces, CAPS, it's, we'll; émigré Привет мир<|im_end|><|endoftext|>"
+)
+# Quality bounds: llama.cpp's own pipeline measured on these texts (the benchmark prints
+# both); ours is compared to the same ceiling.
+Q8_0_MAX_KL = 0.02
+Q4_K_M_MAX_KL = 0.25
+
+
+@pytest.fixture(scope="session")
+def reference(hf_checkpoint: Path) -> tuple[list[list[int]], list[np.ndarray]]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(hf_checkpoint)
+    model = AutoModelForCausalLM.from_pretrained(hf_checkpoint, dtype=torch.float32).eval()
+    ids = [tok(t).input_ids for t in TEXTS]
+    with torch.no_grad():
+        logits = [model(torch.tensor([i])).logits[0].numpy() for i in ids]
+    return ids, logits
+
+
+@pytest.fixture(scope="session")
+def converted(hf_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("converted")
+    cache: dict[str, Path] = {}
+
+    def get(to: str) -> Path:
+        if to not in cache:
+            cache[to] = convert(hf_checkpoint, to, folder / f"smollm2-{to}.gguf")
+        return cache[to]
+
+    return get
+
+
+def _quality(converted, reference, to: str) -> tuple[float, float]:
+    ids, ref = reference
+    got = llama_logits(converted(to), ids)
+    kls, top1s = zip(*(kl_and_top1(r, g) for r, g in zip(ref, got, strict=True)), strict=True)
+    weights = [len(i) for i in ids]
+    return float(np.average(kls, weights=weights)), float(np.average(top1s, weights=weights))
+
+
+def test_f16_reproduces_transformers(converted, reference) -> None:
+    kl, top1 = _quality(converted, reference, "gguf-f16")
+    assert kl < 1e-3, kl
+    assert top1 >= 0.99, top1
+
+
+def test_q8_0_within_bounds(converted, reference) -> None:
+    kl, top1 = _quality(converted, reference, "gguf-q8_0")
+    assert kl < Q8_0_MAX_KL, kl
+    assert top1 >= 0.85, top1
+    info = read_gguf(converted("gguf-q8_0"))
+    assert info.file_type == "Q8_0"
+
+
+def test_q4_k_m_within_bounds(converted, reference) -> None:
+    kl, top1 = _quality(converted, reference, "gguf-q4_k_m")
+    assert kl < Q4_K_M_MAX_KL, kl
+    assert top1 >= 0.7, top1
+    out = converted("gguf-q4_k_m")
+    assert read_gguf(out).file_type == "Q4_K_M"
+    assert not [p for p in out.parent.iterdir() if "partial" in p.name or "intermediate" in p.name]
+
+
+def test_tokenization_and_metadata_match_the_hf_tokenizer(converted, hf_checkpoint: Path) -> None:
+    import llama_cpp
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(hf_checkpoint)
+    path = converted("gguf-f16")
+    llm = llama_cpp.Llama(str(path), n_ctx=256, verbose=False, vocab_only=True)
+    try:
+        for text in [VARIED, *TEXTS]:
+            expected = tok(text, add_special_tokens=True).input_ids
+            got = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+            assert got == expected, text
+        assert llm.detokenize(tok(VARIED).input_ids, special=True).decode() == VARIED
+    finally:
+        llm.close()
+    info = read_gguf(path)
+    assert info.get("tokenizer.ggml.pre") == "gpt-2"
+    assert info.get("tokenizer.ggml.add_bos_token") is False
+    assert info.get("tokenizer.ggml.eos_token_id") == tok.eos_token_id
+    assert info.chat_template == (hf_checkpoint / "chat_template.jinja").read_text()
+    assert info.get("general.source.converter", "").startswith("fireside-gguf")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidModelFile, ModelNotFound
+from .errors import InvalidModelFile, ModelNotFound, UnsupportedModel
 from .gguf import SPLIT_PATTERN, ArraySummary, GGUFInfo, is_gguf_file, read_gguf
 from .hf import (
     CONFIG_FILE,
@@ -224,6 +224,84 @@ def hf_chat_template(folder: Path) -> str | None:
     return None
 
 
+# Decoder families common enough to accept when neither transformers nor mlx_lm is installed
+# (a GGUF-only install can still register a folder to convert or run later).
+COMMON_MODEL_TYPES = frozenset(
+    [
+        "llama",
+        "mistral",
+        "mixtral",
+        "qwen2",
+        "qwen2_moe",
+        "qwen3",
+        "qwen3_moe",
+        "gemma",
+        "gemma2",
+        "gemma3",
+        "gemma3_text",
+        "phi",
+        "phi3",
+        "starcoder2",
+        "gpt2",
+        "gpt_neox",
+        "falcon",
+        "stablelm",
+        "olmo",
+        "olmo2",
+        "granite",
+        "cohere",
+        "cohere2",
+        "deepseek_v2",
+        "deepseek_v3",
+        "internlm2",
+        "exaone",
+        "smollm3",
+    ]
+)
+
+
+def _package_dir(name: str) -> Path | None:
+    """Where an installed package lives, found without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def architecture_known(model_type: str | None, fmt: str) -> bool | None:
+    """Whether an installed engine knows ``model_type`` (None: no engine installed to ask)."""
+    if not model_type:
+        return False
+    module = model_type.replace("-", "_")
+    if fmt == "mlx":
+        pkg = _package_dir("mlx_lm")
+        return None if pkg is None else (pkg / "models" / f"{module}.py").is_file()
+    pkg = _package_dir("transformers")
+    return None if pkg is None else (pkg / "models" / module).is_dir()
+
+
+def _check_architecture(folder: Path, config: dict[str, Any], fmt: str) -> None:
+    model_type = text_config(config).get("model_type") or config.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        raise UnsupportedModel(
+            f"{folder.name}: config.json names no model_type, so no engine can run it"
+        )
+    known = architecture_known(model_type, fmt)
+    if known is None:
+        known = model_type in COMMON_MODEL_TYPES
+    if not known:
+        engine = "mlx-lm" if fmt == "mlx" else "transformers"
+        raise UnsupportedModel(
+            f"{folder.name} is a {model_type!r} model, which the installed {engine} "
+            "(and Fireside's converters) do not know; a newer version may"
+        )
+
+
 def _folder_size(files: tuple[Path, ...], folder: Path) -> int:
     total = 0
     try:
@@ -262,6 +340,7 @@ def _describe_folder(folder: Path, source: str) -> ModelRecord:
             if dtype
             else None
         )
+    _check_architecture(folder, config, fmt)
     if not ckpt.has_tokenizer:
         raise InvalidModelFile(
             f"{folder.name} has no tokenizer (tokenizer.json, tokenizer.model, or "

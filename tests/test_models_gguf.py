@@ -276,39 +276,41 @@ def test_the_bundled_model_header(bundled_gguf: Path) -> None:
     assert 130e6 < info.parameter_count < 140e6 and info.tensor_bytes < info.file_size
 
 
-FUZZ_PREFIX = 64 * 1024
+FUZZ_REGION = 64 * 1024  # mutations land in the first 64 KB (header counts, metadata)
+FUZZ_TAIL = 64 * 1024  # the copy keeps this much tensor data, so it is truncated
 
 
 @pytest.fixture(scope="module")
-def header_prefix(bundled_gguf: Path) -> bytes:
+def real_header(bundled_gguf: Path) -> bytes:
+    """The bundled model's whole header (metadata and tensor infos) and a little of its data."""
+    end = read_gguf(bundled_gguf).data_offset + FUZZ_TAIL
     with open(bundled_gguf, "rb") as fh:
-        return fh.read(FUZZ_PREFIX)
+        return fh.read(end)
 
 
 @pytest.mark.slow
 @settings(
-    max_examples=300,
+    max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     edits=st.lists(
         st.tuples(
-            st.integers(min_value=0, max_value=FUZZ_PREFIX - 1),
+            st.integers(min_value=0, max_value=FUZZ_REGION - 1),
             st.sampled_from(["byte", "u32", "u64", "delete", "insert"]),
             st.integers(min_value=0, max_value=2**64 - 1),
         ),
         min_size=1,
         max_size=6,
     ),
-    cut=st.integers(min_value=0, max_value=FUZZ_PREFIX),
+    cut=st.one_of(st.none(), st.integers(min_value=0, max_value=FUZZ_REGION)),
 )
 def test_fuzzed_headers_raise_only_our_errors(
-    header_prefix: bytes, tmp_path: Path, edits: list[tuple[int, str, int]], cut: int
+    real_header: bytes, tmp_path: Path, edits: list[tuple[int, str, int]], cut: int | None
 ) -> None:
-    raw = bytearray(header_prefix)
+    raw = bytearray(real_header)
     for pos, how, value in edits:
-        pos = min(pos, len(raw))
         if how == "byte":
             raw[pos : pos + 1] = bytes([value & 0xFF])
         elif how == "u32":
@@ -320,7 +322,7 @@ def test_fuzzed_headers_raise_only_our_errors(
         else:
             raw[pos:pos] = U64.pack(value)
     path = tmp_path / "fuzz.gguf"
-    path.write_bytes(bytes(raw[: max(cut, 24)]))
+    path.write_bytes(bytes(raw if cut is None else raw[:cut]))
     tracemalloc.start()
     try:
         read_gguf(path)
@@ -330,3 +332,12 @@ def test_fuzzed_headers_raise_only_our_errors(
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     assert peak < MEMORY_LIMIT, f"reading a {path.stat().st_size}-byte file allocated {peak} bytes"
+
+
+def test_the_fuzz_base_is_a_valid_header_of_a_truncated_file(
+    real_header: bytes, tmp_path: Path
+) -> None:
+    path = tmp_path / "cut.gguf"
+    path.write_bytes(real_header)
+    with pytest.raises(InvalidModelFile, match="truncated: expected 98 MB"):
+        read_gguf(path)

@@ -330,3 +330,13 @@ def test_safetensors_bytes_helper_is_valid(tmp_path: Path) -> None:
 
     (tmp_path / "x.safetensors").write_bytes(safetensors_bytes({"a": ("F32", (2, 3))}))
     assert read_safetensors_header(tmp_path / "x.safetensors").tensors["a"].n_bytes == 24
+
+
+def test_an_architecture_no_engine_knows(tmp_path: Path, catalog: Catalog) -> None:
+    from model_files import LLAMA_CONFIG
+
+    config = dict(LLAMA_CONFIG, model_type="no_such_arch_xyz", architectures=["NoSuchForCausalLM"])
+    folder = make_hf_folder(tmp_path / "alien", config=config)
+    _assert_rejected(folder, catalog, "'no_such_arch_xyz' model")
+    no_type = {k: v for k, v in LLAMA_CONFIG.items() if k != "model_type"}
+    _assert_rejected(make_hf_folder(tmp_path / "notype", config=no_type), catalog, "no model_type")

@@ -1,0 +1,153 @@
+"""Load on ``fireside serve``: 16 concurrent streaming clients x 10 requests, loopback only.
+
+Baseline in the same run, on the same server: one client making its requests one after
+another (measured before and after the concurrent phase; the mean is used). Reports time
+to first token and total latency percentiles, and aggregate tokens/s of the concurrent
+phase against the single client as a ratio. Requests for one model are served one at a
+time, in order, so the ratio says what concurrency costs (HTTP, queueing, threads);
+it cannot exceed about 1 on one engine.
+
+    .venv/bin/python -m pytest tests/perf/test_server_load.py -m perf -s
+
+FIRESIDE_PERF_THREADS sets the engine's CPU threads (default 1: steady on a busy machine).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import openai
+import pytest
+from server_tools import start_server
+
+from models import BUNDLED_ID
+
+pytestmark = pytest.mark.perf
+
+CLIENTS = 16
+REQUESTS_PER_CLIENT = 10
+SINGLE_REQUESTS = 10
+MAX_TOKENS = 16
+PROMPTS = [
+    "Name a colour.",
+    "What is 2+2?",
+    "Say hello in French.",
+    "Give me one word that rhymes with cat.",
+]
+
+
+@dataclass
+class Result:
+    ttft: float | None
+    total: float
+    tokens: int
+    complete: bool
+    error: str | None = None
+
+
+def one_request(client: openai.OpenAI, i: int) -> Result:
+    start = time.perf_counter()
+    first = None
+    tokens, finish, usage_seen = 0, None, False
+    try:
+        stream = client.chat.completions.create(
+            model=BUNDLED_ID,
+            messages=[{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
+            max_tokens=MAX_TOKENS,
+            temperature=0.7,
+            seed=i,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        for event in stream:
+            for choice in event.choices:
+                if choice.delta.content and first is None:
+                    first = time.perf_counter() - start
+                finish = choice.finish_reason or finish
+            if event.usage:
+                usage_seen = True
+                tokens = event.usage.completion_tokens
+    except Exception as exc:  # counted, never hidden
+        return Result(None, time.perf_counter() - start, 0, False, f"{type(exc).__name__}: {exc}")
+    total = time.perf_counter() - start
+    return Result(first, total, tokens, finish in ("stop", "length") and usage_seen)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def describe(name: str, results: list[Result], wall: float) -> float:
+    ttfts = [r.ttft for r in results if r.ttft is not None]
+    totals = [r.total for r in results]
+    tokens = sum(r.tokens for r in results)
+    rate = tokens / wall
+    print(
+        f"\n{name}: {len(results)} requests, {tokens} tokens in {wall:.1f} s = {rate:.1f} tokens/s"
+    )
+    for label, values in (("time to first token", ttfts), ("total latency", totals)):
+        print(
+            f"  {label:20s} p50 {pct(values, 50) * 1000:7.0f} ms   p90 {pct(values, 90) * 1000:7.0f} ms"
+            f"   p99 {pct(values, 99) * 1000:7.0f} ms   max {max(values) * 1000:7.0f} ms"
+        )
+    return rate
+
+
+def single_client(base_url: str, offset: int) -> tuple[list[Result], float]:
+    client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=300)
+    start = time.perf_counter()
+    results = [one_request(client, offset + i) for i in range(SINGLE_REQUESTS)]
+    return results, time.perf_counter() - start
+
+
+def test_sixteen_concurrent_streaming_clients(tmp_path):
+    threads = os.environ.get("FIRESIDE_PERF_THREADS", "1")
+    server = start_server(
+        tmp_path / "logs", "--threads", threads, "--idle-unload", "0", home=tmp_path / "home"
+    )
+    try:
+        warm = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=300)
+        assert one_request(warm, 0).complete  # loads the model
+
+        before, wall_before = single_client(server.base_url, 1000)
+
+        results: list[list[Result]] = [[] for _ in range(CLIENTS)]
+
+        def client_loop(c: int) -> None:
+            client = openai.OpenAI(
+                base_url=server.base_url, api_key="x", max_retries=0, timeout=600
+            )
+            for r in range(REQUESTS_PER_CLIENT):
+                results[c].append(one_request(client, c * 100 + r))
+
+        workers = [threading.Thread(target=client_loop, args=(c,)) for c in range(CLIENTS)]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        wall = time.perf_counter() - start
+
+        after, wall_after = single_client(server.base_url, 2000)
+    finally:
+        server.stop()
+
+    flat = [r for rs in results for r in rs]
+    errors = [r.error for r in flat if r.error]
+    print(f"\nengine threads: {threads}; max_tokens {MAX_TOKENS}; loopback")
+    single = before + after
+    single_rate = describe("single client (before + after)", single, wall_before + wall_after)
+    rate = describe(f"{CLIENTS} clients x {REQUESTS_PER_CLIENT} requests", flat, wall)
+    print(f"  aggregate tokens/s ratio (16 clients / single client): {rate / single_rate:.2f}")
+
+    assert not errors, errors[:5]
+    assert len(flat) == CLIENTS * REQUESTS_PER_CLIENT
+    assert all(r.complete and r.tokens > 0 and r.ttft is not None for r in flat)
+    assert all(r.complete for r in single)
+    # Serving 16 clients must not waste the engine: throughput within half of one client's.
+    assert rate / single_rate > 0.5

@@ -1,0 +1,38 @@
+"""``fireside`` with no command: open the window."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from PySide6.QtWidgets import QApplication
+
+    from . import theme
+
+    app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
+    app.setApplicationName("Fireside")
+    app.setApplicationDisplayName("Fireside")
+    app.setDesktopFileName("fireside")
+    theme.apply(app)
+    app.setWindowIcon(theme.app_icon())
+
+    from .window import MainWindow
+
+    window = MainWindow()
+
+    def follow_system(*_args: object) -> None:
+        palette = theme.apply(app)
+        window.renderer.palette = palette
+        window.renderer._md = None  # re-create with the new code colours
+
+    app.styleHints().colorSchemeChanged.connect(follow_system)
+    window.show()
+    code = app.exec()
+    window.shutdown()
+    return int(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1260 @@
+"""The main window: conversations on the left, the chat in the middle, the model on top.
+
+Everything slow (loading a model, generating, importing, scanning) runs on a worker thread
+(:mod:`app.gui.worker`); the model itself runs in the engine's child process, so a crash
+there ends one answer, never the window or the history.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.history import Conversation, History, StoredMessage
+from app.library_ops import describe_record, fit_of
+from app.settings import DEFAULT_PRESET, Settings, preset_params
+from models import BUNDLED_ID, Catalog, ModelRecord
+from models.errors import FiresideError
+from runtime import BackendOptions, Engine, GenerationParams
+
+from . import theme
+from .chatview import ChatView, MessageWidget
+from .dialogs import ConversationSettingsDialog, ImportChoiceDialog, LibraryDialog
+from .markdown import MarkdownRenderer
+from .worker import Worker, run_job
+
+FLUSH_MS = 30  # streamed text reaches the screen at most this often (one frame or two)
+METER_WARN = 0.8
+METER_FULL = 0.97
+
+
+class Composer(QPlainTextEdit):
+    """The message box: Enter sends, Shift+Enter is a new line."""
+
+    submitted = Signal()
+    escape = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("composer")
+        self.setAcceptDrops(False)
+        self.setPlaceholderText("Message the model… (Enter sends, Shift+Enter adds a line)")
+        self.setTabChangesFocus(True)
+        self.setFixedHeight(76)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt API)
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+            event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        ):
+            self.submitted.emit()
+            return
+        if event.key() == Qt.Key.Key_Escape:
+            self.escape.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class Banner(QFrame):
+    """A line across the top of the chat: what happened, and what to do about it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.label, 1)
+        self.action = QPushButton()
+        self.action.hide()
+        layout.addWidget(self.action)
+        close = QPushButton("✕")
+        close.setFlat(True)
+        close.setFixedWidth(28)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.hide)
+        layout.addWidget(close)
+        self._callback: Any = None
+        self.action.clicked.connect(self._act)
+        self.hide()
+
+    def show_message(
+        self, text: str, kind: str = "warning", action: str | None = None, callback: Any = None
+    ) -> None:
+        self.setProperty("kind", kind)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.label.setText(text)
+        self._callback = callback
+        self.action.setVisible(bool(action))
+        if action:
+            self.action.setText(action)
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+    def _act(self) -> None:
+        callback = self._callback
+        self.hide()
+        if callback:
+            callback()
+
+
+@dataclass
+class Generation:
+    """The answer being streamed."""
+
+    conversation_id: int
+    widget: MessageWidget | None
+    model_id: str | None
+    worker: Worker | None = None
+    pending: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    last: Any = None  # the last Chunk
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class Task:
+    """Long library work shown in the top bar (loading a model, importing one)."""
+
+    kind: str  # "load" | "import" | "scan"
+    worker: Worker
+    record: ModelRecord | None = None
+
+
+class MainWindow(QMainWindow):
+    """Fireside's window. ``engine``/``catalog``/``history`` may be given (tests share them)."""
+
+    answer_finished = Signal(str)  # finish reason (tests and scripts wait on it)
+    model_ready = Signal(str)  # model id
+    model_failed = Signal(str)  # message
+    import_done = Signal(object)  # list of records, or an exception
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog | None = None,
+        history: History | None = None,
+        settings: Settings | None = None,
+        engine: Engine | None = None,
+        autoload: bool = True,
+        backend_options: BackendOptions | None = None,
+    ) -> None:
+        super().__init__()
+        # The library opens on a worker after the window is shown (on a first start it
+        # reads the bundled model's header, which takes a moment); None until then.
+        self.catalog: Catalog | None = catalog if catalog or autoload else Catalog()
+        self.history = history or History()
+        self.settings = settings or Settings()
+        self.engine = engine or Engine()
+        self._owns_engine = engine is None
+        self.backend_options = backend_options  # None: the engine's defaults
+        self.renderer = MarkdownRenderer(theme.DARK if self._dark() else theme.LIGHT)
+        self.conversation: Conversation | None = None
+        self._draft = self._new_chat_defaults()  # settings of a chat not yet saved
+        self.generation: Generation | None = None
+        self.load_task: Task | None = None  # loading a model
+        self._latest_load: Task | None = None
+        self.library_task: Task | None = None  # importing or scanning
+        self.task: Task | None = None  # the one the top bar shows (the latest running)
+        self.selected: ModelRecord | None = None
+        self.ready_model: str | None = None
+        self._editing_position: int | None = None
+        self._closing = False
+        self._library: LibraryDialog | None = None
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(FLUSH_MS)
+        self._flush_timer.timeout.connect(self._flush)
+
+        self.setWindowTitle("Fireside")
+        self.setWindowIcon(theme.app_icon())
+        self.setAcceptDrops(True)
+        self._build()
+        self._build_menus()
+        self.refresh_models()
+        self.refresh_conversations()
+        self._restore_geometry()
+        self._update_controls()
+        if autoload:
+            QTimer.singleShot(0, self._after_show)
+
+    # -- construction --------------------------------------------------------------------
+    def _dark(self) -> bool:
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        return bool(app is not None and app.palette().base().color().lightness() < 128)
+
+    def _build(self) -> None:
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(splitter)
+
+        # left: conversations
+        side = QWidget()
+        side.setObjectName("sidebar")
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(10, 10, 10, 10)
+        self.new_button = QPushButton("＋  New chat")
+        self.new_button.setToolTip("Start a new conversation (Ctrl+N)")
+        self.new_button.clicked.connect(self.new_chat)
+        side_layout.addWidget(self.new_button)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search conversations")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(lambda _t: self.refresh_conversations())
+        side_layout.addWidget(self.search)
+        self.conversation_list = QListWidget()
+        self.conversation_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.conversation_list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.conversation_list.setUniformItemSizes(True)
+        self.conversation_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.conversation_list.customContextMenuRequested.connect(self._conversation_menu)
+        self.conversation_list.itemClicked.connect(self._on_conversation_clicked)
+        self.conversation_list.itemChanged.connect(self._on_conversation_renamed)
+        side_layout.addWidget(self.conversation_list, 1)
+        side.setMinimumWidth(200)
+        splitter.addWidget(side)
+
+        # middle: model bar, banner, chat, composer
+        main = QWidget()
+        layout = QVBoxLayout(main)
+        layout.setContentsMargins(12, 10, 12, 10)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Model:"))
+        self.model_combo = QComboBox()
+        self.model_combo.setMinimumWidth(220)
+        self.model_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.model_combo.setMinimumContentsLength(28)
+        self.model_combo.activated.connect(self._on_model_chosen)
+        top.addWidget(self.model_combo)
+        self.task_label = QLabel()
+        self.task_bar = QProgressBar()
+        self.task_bar.setFixedWidth(110)
+        self.task_bar.setTextVisible(False)
+        self.task_cancel = QPushButton("Cancel")
+        self.task_cancel.clicked.connect(self.cancel_task)
+        task_row = QHBoxLayout()
+        for w in (self.task_label, self.task_bar, self.task_cancel):
+            task_row.addWidget(w)
+            w.hide()
+        task_row.addStretch(1)
+        self.status = QLabel()
+        self.status.setObjectName("modelStatus")
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status.setMinimumWidth(80)
+        top.addWidget(self.status)
+        top.addStretch(1)
+        self.library_button = QPushButton("Library")
+        self.library_button.setToolTip("All your models: details, rename, remove, scan")
+        self.library_button.clicked.connect(self.open_library)
+        self.settings_button = QPushButton("Chat settings")
+        self.settings_button.setToolTip("System prompt and sampling for this conversation")
+        self.settings_button.clicked.connect(self.open_settings)
+        top.addWidget(self.library_button)
+        top.addWidget(self.settings_button)
+        layout.addLayout(top)
+        layout.addLayout(task_row)
+
+        self.banner = Banner()
+        layout.addWidget(self.banner)
+        self.chat = ChatView()
+        layout.addWidget(self.chat, 1)
+
+        meter_row = QHBoxLayout()
+        self.meter = QProgressBar()
+        self.meter.setObjectName("contextMeter")
+        self.meter.setTextVisible(False)
+        self.meter.setFixedWidth(160)
+        self.meter.setRange(0, 1000)
+        self.meter_label = QLabel()
+        self.meter_label.setObjectName("messageStats")
+        self.meter_label.setWordWrap(True)
+        meter_row.addWidget(self.meter)
+        meter_row.addWidget(self.meter_label, 1)
+        layout.addLayout(meter_row)
+
+        self.edit_banner = Banner()
+        layout.addWidget(self.edit_banner)
+        row = QHBoxLayout()
+        self.composer = Composer()
+        self.composer.submitted.connect(self.send)
+        self.composer.escape.connect(self.stop)
+        row.addWidget(self.composer, 1)
+        self.send_button = QPushButton("Send")
+        self.send_button.setObjectName("sendButton")
+        self.send_button.clicked.connect(self._send_or_stop)
+        row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        layout.addLayout(row)
+        splitter.addWidget(main)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([250, 850])
+
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop)
+        self._set_meter(0, 0)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.new_action = QAction("New chat", self, shortcut=QKeySequence.StandardKey.New)
+        self.new_action.triggered.connect(self.new_chat)
+        file_menu.addAction(self.new_action)
+        add = QAction("Add a model…", self, shortcut=QKeySequence("Ctrl+O"))
+        add.triggered.connect(self.choose_model_file)
+        file_menu.addAction(add)
+        file_menu.addSeparator()
+        quit_action = QAction("Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+
+        chat_menu = bar.addMenu("&Chat")
+        for text, slot, key in (
+            ("Stop the answer", self.stop, "Esc"),
+            ("Regenerate the last answer", self.regenerate, "Ctrl+R"),
+            ("Chat settings…", self.open_settings, "Ctrl+,"),
+            ("Rename this chat", self.rename_current, "F2"),
+            ("Delete this chat", self.confirm_delete_current, None),
+        ):
+            action = QAction(text, self)
+            if key and key != "Esc":
+                action.setShortcut(QKeySequence(key))
+            action.triggered.connect(slot)
+            chat_menu.addAction(action)
+
+        model_menu = bar.addMenu("&Models")
+        library = QAction("Library…", self, shortcut=QKeySequence("Ctrl+L"))
+        library.triggered.connect(self.open_library)
+        model_menu.addAction(library)
+        scan = QAction("Scan for models", self)
+        scan.triggered.connect(self.scan_models)
+        model_menu.addAction(scan)
+        reload_action = QAction("Load the model again", self)
+        reload_action.triggered.connect(self.load_selected)
+        model_menu.addAction(reload_action)
+
+        # The local OpenAI-compatible API (app/server.py) gets its switch here.
+        server_menu = bar.addMenu("&Server")
+        self.server_action = QAction("Serve the local API (127.0.0.1)", self, checkable=True)
+        self.server_action.setEnabled(False)
+        self.server_action.setToolTip("The OpenAI-compatible server is not part of this build yet")
+        server_menu.addAction(self.server_action)
+
+    # -- start-up and shutdown -----------------------------------------------------------
+    def _after_show(self) -> None:
+        if self.catalog is None:
+            run_job(
+                lambda _j: Catalog(),
+                on_done=self._library_opened,
+                on_error=lambda exc: self.banner.show_message(
+                    f"The model library could not be opened: {exc}", "error"
+                ),
+                name="fireside-catalog",
+            )
+        else:
+            self._library_opened(self.catalog)
+
+    def _library_opened(self, catalog: Catalog) -> None:
+        if self._closing:
+            catalog.close()
+            return
+        self.catalog = catalog
+        self.refresh_models()
+        last = self.settings.get("last_conversation")
+        if isinstance(last, int) and self.history.exists(last):
+            self.open_conversation(last)
+        self.load_selected()
+
+    def _restore_geometry(self) -> None:
+        data = self.settings.get("geometry")
+        restored = False
+        if isinstance(data, str):
+            try:
+                from PySide6.QtCore import QByteArray
+
+                restored = self.restoreGeometry(QByteArray(base64.b64decode(data)))
+            except (ValueError, TypeError):
+                restored = False
+        size = self.settings.get("window_size")
+        if isinstance(size, list) and len(size) == 2 and not self.isMaximized():
+            self.resize(QSize(max(400, int(size[0])), max(300, int(size[1]))))
+        elif not restored:
+            self.resize(QSize(1100, 760))
+
+    def save_state(self) -> None:
+        geometry = bytes(self.saveGeometry().data())
+        self.settings.set("geometry", base64.b64encode(geometry).decode("ascii"))
+        self.settings.set("window_size", [self.width(), self.height()])
+        self.settings.set("last_conversation", self.conversation.id if self.conversation else None)
+        if self.selected is not None:
+            self.settings.set("model_id", self.selected.id)
+        try:
+            self.settings.save()
+        except OSError:
+            pass
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Save the state, stop the answer (keeping it), stop the engine."""
+        if self._closing:
+            return
+        self._closing = True
+        self.save_state()
+        gen = self.generation
+        if gen is not None and gen.worker is not None:
+            self.engine.cancel()
+            gen.worker.wait(5)
+            # The last chunks are still queued for the GUI thread; finish the answer now.
+            self._finish_generation(gen.last, forced=True)
+        for task in (self.load_task, self.library_task):
+            if task is not None:
+                self._cancel(task)
+                task.worker.wait(5)
+        if self._owns_engine:
+            self.engine.close()
+
+    # -- models --------------------------------------------------------------------------
+    def refresh_models(self, select: str | None = None) -> None:
+        if self.catalog is None:
+            self.model_combo.clear()
+            self.model_combo.addItem("Opening the library…", None)
+            return
+        records = self.catalog.list()
+        wanted = select or (self.selected.id if self.selected else None)
+        wanted = wanted or self.settings.get("model_id") or BUNDLED_ID
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        index = 0
+        for i, rec in enumerate(records):
+            fit = fit_of(rec)
+            text = describe_record(rec)
+            if fit.verdict != "unknown":
+                text += f" · {fit.verdict}"
+            self.model_combo.addItem(text, rec.id)
+            self.model_combo.setItemData(
+                i, f"{rec.path}\n{fit.detail}", Qt.ItemDataRole.ToolTipRole
+            )
+            if rec.id == wanted:
+                index = i
+        self.model_combo.setCurrentIndex(index)
+        self.model_combo.blockSignals(False)
+        self.selected = records[index] if records else None
+
+    def _on_model_chosen(self, index: int) -> None:
+        model_id = self.model_combo.itemData(index)
+        if model_id and (self.ready_model != model_id or self.engine.info is None):
+            self.select_model(model_id)
+
+    def select_model(self, model_id: str) -> None:
+        if self.catalog is None:
+            return
+        try:
+            self.selected = self.catalog.get(model_id)
+        except FiresideError as exc:
+            self.banner.show_message(str(exc), "error")
+            self.refresh_models()
+            return
+        self.refresh_models(select=model_id)
+        self.load_selected()
+
+    def load_selected(self) -> None:
+        if self.selected is None:
+            self.banner.show_message(
+                "There is no model in the library yet. Drop a .gguf file or a model folder on "
+                "this window to add one.",
+                "info",
+            )
+            return
+        self.load_model(self.selected)
+
+    def load_model(self, record: ModelRecord) -> None:
+        if self.generation is not None:
+            self.banner.show_message("Stop the current answer before loading another model.")
+            return
+        if self.load_task is not None:
+            self._cancel(self.load_task)
+        engine = self.engine
+        options = self.backend_options
+        self.ready_model = None
+        self.status.setText("")
+
+        def job(j: Any) -> Any:
+            def progress(done: int, total: int) -> None:
+                j.progress(done, total)
+                if j.cancel.is_set():
+                    _kill_engine(engine)
+
+            return engine.load(record, options, progress=progress)
+
+        worker = run_job(job, name="fireside-load")
+        task = Task("load", worker, record)
+        self.load_task = self._latest_load = task
+        worker.done.connect(lambda info: self._on_loaded(task, info))
+        worker.failed.connect(lambda exc: self._on_load_failed(task, exc))
+        worker.finished.connect(lambda: self._task_ended(task))
+        self._show_task(task, f"Loading {record.name}…")
+        self._update_controls()
+
+    def _on_loaded(self, task: Task, info: Any) -> None:
+        self._task_ended(task)
+        if task.worker.cancelled or self._closing:
+            return
+        self.ready_model = task.record.id if task.record else None
+        self.settings.set("model_id", self.ready_model)
+        self.status.setText(f"Ready · {info.backend} · context {info.context_length:,}")
+        self.status.setToolTip(task.record.path if task.record else "")
+        self._refresh_meter()
+        self.model_ready.emit(self.ready_model or "")
+        self.composer.setFocus()
+
+    def _on_load_failed(self, task: Task, exc: BaseException) -> None:
+        self._task_ended(task)
+        if self._closing or task is not self._latest_load:
+            return
+        name = task.record.name if task.record else "the model"
+        if task.worker.cancelled:
+            self.status.setText("Not loaded")
+            self.banner.show_message(
+                f"Loading {name} was cancelled.", "info", "Load it", self.load_selected
+            )
+            self.model_failed.emit("cancelled")
+            return
+        message = str(exc) if isinstance(exc, FiresideError) else f"{type(exc).__name__}: {exc}"
+        self.status.setText("Not loaded")
+        self.banner.show_message(
+            f"Could not load {name}: {message}", "error", "Try again", self.load_selected
+        )
+        self.model_failed.emit(message)
+
+    # -- long tasks in the top bar -------------------------------------------------------
+    def _show_task(self, task: Task, text: str) -> None:
+        self.task = task
+        task.worker.progress.connect(lambda d, t: self._on_task_progress(task, d, t))
+        self.task_label.setText(text)
+        self.task_bar.setRange(0, 0)
+        for w in (self.task_label, self.task_bar, self.task_cancel):
+            w.show()
+
+    def _on_task_progress(self, task: Task, done: int, total: int) -> None:
+        if total > 0 and task is self.task:
+            self.task_bar.setRange(0, 1000)
+            self.task_bar.setValue(int(1000 * min(done, total) / total))
+
+    def _task_ended(self, task: Task) -> None:
+        """Idempotent: called by the task's result handler and again by ``finished``."""
+        if self.load_task is task:
+            self.load_task = None
+        if self.library_task is task:
+            self.library_task = None
+        if self.task is task:
+            self.task = self.load_task or self.library_task
+            if self.task is None:
+                for w in (self.task_label, self.task_bar, self.task_cancel):
+                    w.hide()
+        self._update_controls()
+
+    def _cancel(self, task: Task) -> None:
+        task.worker.cancel()
+        if task.kind == "load":
+            _kill_engine(self.engine)  # a load cannot be interrupted politely; a fresh one follows
+
+    def cancel_task(self) -> None:
+        """The top bar's Cancel: stop what it shows."""
+        if self.task is not None:
+            self._cancel(self.task)
+            self.task_label.setText("Cancelling…")
+
+    # -- conversations -------------------------------------------------------------------
+    def _new_chat_defaults(self) -> dict[str, Any]:
+        preset = self.settings.get("default_preset") or DEFAULT_PRESET
+        params = self.settings.get("default_params") or preset_params(DEFAULT_PRESET)
+        return {
+            "system_prompt": self.settings.get("default_system_prompt") or "",
+            "preset": preset,
+            "params": params,
+        }
+
+    def refresh_conversations(self) -> None:
+        current = self.conversation.id if self.conversation else None
+        self.conversation_list.blockSignals(True)
+        self.conversation_list.clear()
+        for conv in self.history.list(self.search.text()):
+            item = QListWidgetItem(conv.title)
+            item.setData(Qt.ItemDataRole.UserRole, conv.id)
+            item.setToolTip(f"{conv.title}\nlast used {conv.updated_at.replace('T', ' ')[:16]}")
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+            self.conversation_list.addItem(item)
+            if conv.id == current:
+                item.setSelected(True)
+                self.conversation_list.setCurrentItem(item)
+        self.conversation_list.blockSignals(False)
+
+    def _on_conversation_clicked(self, item: QListWidgetItem) -> None:
+        conv_id = item.data(Qt.ItemDataRole.UserRole)
+        if self.conversation is None or conv_id != self.conversation.id:
+            self.open_conversation(conv_id)
+
+    def _on_conversation_renamed(self, item: QListWidgetItem) -> None:
+        conv_id = item.data(Qt.ItemDataRole.UserRole)
+        try:
+            conv = self.history.rename(conv_id, item.text())
+        except FiresideError as exc:
+            self.banner.show_message(str(exc), "error")
+            return
+        if self.conversation and self.conversation.id == conv_id:
+            self.conversation = conv
+        self.refresh_conversations()
+
+    def _conversation_menu(self, pos: Any) -> None:
+        item = self.conversation_list.itemAt(pos)
+        if item is None:
+            return
+        conv_id = item.data(Qt.ItemDataRole.UserRole)
+        menu = QMenu(self)
+        menu.addAction("Rename", lambda: self.conversation_list.editItem(item))
+        menu.addAction("Delete", lambda: self.confirm_delete(conv_id))
+        menu.popup(self.conversation_list.viewport().mapToGlobal(pos))
+
+    def rename_current(self) -> None:
+        item = self.conversation_list.currentItem()
+        if item is not None:
+            self.conversation_list.editItem(item)
+
+    def confirm_delete_current(self) -> None:
+        if self.conversation is not None:
+            self.confirm_delete(self.conversation.id)
+
+    def confirm_delete(self, conv_id: int) -> None:
+        title = self.history.get(conv_id).title
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Delete conversation",
+            f"Delete “{title}” and all its messages? This cannot be undone.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+        box.buttonClicked.connect(
+            lambda b: self.delete_conversation(conv_id) if b is delete else None
+        )
+        box.open()
+
+    def delete_conversation(self, conv_id: int) -> None:
+        if self.generation is not None and self.generation.conversation_id == conv_id:
+            self.stop()
+            if self.generation.worker is not None:
+                self.generation.worker.wait(5)
+            self._finish_generation(self.generation.last, forced=True)
+        self.history.delete(conv_id)
+        if self.conversation is not None and self.conversation.id == conv_id:
+            self.new_chat()
+        self.refresh_conversations()
+
+    def new_chat(self) -> None:
+        self._leave_conversation()
+        self.conversation = None
+        self._draft = self._new_chat_defaults()
+        self.chat.clear_messages()
+        self.conversation_list.clearSelection()
+        self._set_meter(0, self._context_length())
+        self._update_controls()
+        self.composer.setFocus()
+
+    def _leave_conversation(self) -> None:
+        """Before showing another chat: an answer still streaming here is stopped and kept."""
+        self._cancel_edit()
+        gen = self.generation
+        if gen is not None:
+            self.engine.cancel()
+            gen.widget = None  # it finishes in the background and is saved to its chat
+
+    def open_conversation(self, conv_id: int) -> None:
+        try:
+            conv = self.history.get(conv_id)
+        except FiresideError as exc:
+            self.banner.show_message(str(exc), "error")
+            self.refresh_conversations()
+            return
+        self._leave_conversation()
+        self.conversation = conv
+        self.chat.clear_messages()
+        stored = self.history.messages(conv_id)
+        for message in stored:
+            self._add_stored(message)
+        self.chat.scroll_to_bottom()
+        self.refresh_conversations()
+        self._refresh_meter()
+        self._update_controls()
+
+    def _add_stored(self, message: StoredMessage) -> MessageWidget:
+        widget = self._message_widget(message.role, message.position, message.model_id)
+        widget.set_text(message.content)
+        if message.role == "assistant":
+            widget.set_stats(
+                ttft_s=message.time_to_first_token_s,
+                tokens_per_s=message.tokens_per_s,
+                tokens=message.completion_tokens,
+                finish_reason=message.finish_reason,
+            )
+            if message.error:
+                widget.show_notice(message.error, error=True)
+        return self.chat.add(widget)
+
+    def _message_widget(self, role: str, position: int, model_id: str | None) -> MessageWidget:
+        author = "You"
+        if role == "assistant":
+            author = self._model_name(model_id)
+        widget = MessageWidget(role, position, self.renderer, author=author)
+        widget.edit_requested.connect(self.edit_message)
+        widget.regenerate_requested.connect(self.regenerate)
+        widget.load_again_requested.connect(self.load_selected)
+        return widget
+
+    def _model_name(self, model_id: str | None) -> str:
+        if not model_id or self.catalog is None:
+            return model_id or "Assistant"
+        try:
+            return self.catalog.get(model_id).name
+        except FiresideError:
+            return model_id
+
+    # -- settings ------------------------------------------------------------------------
+    def _conversation_settings(self) -> dict[str, Any]:
+        if self.conversation is None:
+            return self._draft
+        return {
+            "system_prompt": self.conversation.system_prompt,
+            "preset": self.conversation.preset,
+            "params": self.conversation.params,
+        }
+
+    def open_settings(self) -> ConversationSettingsDialog:
+        current = self._conversation_settings()
+        dialog = ConversationSettingsDialog(
+            current["system_prompt"], current["preset"], current["params"], self
+        )
+        dialog.saved.connect(self.apply_settings)
+        dialog.open()
+        return dialog
+
+    def apply_settings(self, values: dict[str, Any]) -> None:
+        try:
+            GenerationParams.from_dict(values["params"])
+        except FiresideError as exc:
+            self.banner.show_message(str(exc), "error")
+            return
+        changes = {k: values[k] for k in ("system_prompt", "preset", "params")}
+        if self.conversation is None:
+            self._draft = changes
+        else:
+            self.conversation = self.history.update(self.conversation.id, **changes)
+        if values.get("default"):
+            self.settings.set("default_system_prompt", changes["system_prompt"])
+            self.settings.set("default_preset", changes["preset"])
+            self.settings.set("default_params", changes["params"])
+            self.settings.save()
+
+    # -- chatting ------------------------------------------------------------------------
+    def _send_or_stop(self) -> None:
+        if self.generation is not None:
+            self.stop()
+        else:
+            self.send()
+
+    def send(self, text: str | None = None) -> bool:
+        """Send the composer's text (or ``text``); False when it cannot be sent now."""
+        if text is None:
+            text = self.composer.toPlainText()
+        if not text.strip() or not self._can_send():
+            return False
+        if self.conversation is None:
+            draft = self._draft
+            self.conversation = self.history.create(
+                model_id=self.selected.id if self.selected else None,
+                system_prompt=draft["system_prompt"],
+                preset=draft["preset"],
+                params=draft["params"],
+            )
+        conv_id = self.conversation.id
+        if self._editing_position is not None:
+            position = self._editing_position
+            self._cancel_edit()
+            self.history.truncate(conv_id, position)
+            self.chat.remove_from(position)
+        message = self.history.add_message(conv_id, "user", text)
+        self.conversation = self.history.get(conv_id)
+        self.composer.clear()
+        self.chat.add(self._message_widget("user", message.position, None)).set_text(text)
+        self.chat.scroll_to_bottom()
+        self.refresh_conversations()
+        self._start_answer()
+        return True
+
+    def _can_send(self) -> bool:
+        if self.generation is not None:
+            return False
+        if self.ready_model is None or self.engine.info is None:
+            if self.load_task is None:
+                self.banner.show_message(
+                    "No model is loaded.", "warning", "Load it", self.load_selected
+                )
+            return False
+        return True
+
+    def _history_messages(self) -> list[dict[str, str]]:
+        assert self.conversation is not None
+        messages: list[dict[str, str]] = []
+        if self.conversation.system_prompt.strip():
+            messages.append({"role": "system", "content": self.conversation.system_prompt})
+        for m in self.history.messages(self.conversation.id):
+            if m.role == "assistant" and not m.content.strip():
+                continue
+            messages.append({"role": m.role, "content": m.content})
+        return messages
+
+    def _start_answer(self) -> None:
+        assert self.conversation is not None
+        conv = self.conversation
+        try:
+            params = GenerationParams.from_dict(conv.params) if conv.params else GenerationParams()
+        except FiresideError as exc:
+            self.banner.show_message(f"This chat's settings are invalid: {exc}", "error")
+            return
+        messages = self._history_messages()
+        position = len(self.history.messages(conv.id))
+        widget = self._message_widget("assistant", position, self.ready_model)
+        widget.body.begin_stream()
+        self.chat.add(widget)
+        self.chat.scroll_to_bottom()
+        gen = Generation(conv.id, widget, self.ready_model)
+        self.generation = gen
+        engine = self.engine
+
+        def job(_j: Any) -> Any:
+            return engine.stream(messages, params)
+
+        worker = Worker(job, name="fireside-generate")
+        gen.worker = worker
+        worker.yielded.connect(lambda chunk: self._on_chunk(gen, chunk))
+        worker.failed.connect(lambda exc: self._on_generation_failed(gen, exc))
+        worker.finished.connect(lambda: self._on_generation_ended(gen))
+        worker.start()
+        self._update_controls()
+
+    def _on_chunk(self, gen: Generation, chunk: Any) -> None:
+        if gen is not self.generation:
+            return
+        gen.last = chunk
+        if chunk.notice:
+            gen.notices.append(chunk.notice)
+            if gen.widget is not None:
+                gen.widget.show_notice("; ".join(gen.notices))
+        if chunk.text:
+            gen.pending.append(chunk.text)
+            gen.parts.append(chunk.text)
+            if not self._flush_timer.isActive():
+                self._flush_timer.start()
+        if chunk.finish_reason is not None:
+            self._finish_generation(chunk)
+
+    def _flush(self) -> None:
+        gen = self.generation
+        if gen is None or not gen.pending:
+            return
+        text = "".join(gen.pending)
+        gen.pending.clear()
+        if gen.widget is not None:
+            gen.widget.body.append(text)
+
+    def _finish_generation(self, chunk: Any, *, forced: bool = False) -> None:
+        gen = self.generation
+        if gen is None:
+            return
+        self._flush()  # what is still waiting for the next frame
+        self.generation = None
+        self._flush_timer.stop()
+        text = "".join(gen.parts)
+        reason = chunk.finish_reason if chunk is not None else None
+        if forced and reason is None:
+            reason = "cancelled"
+        error = chunk.error if chunk is not None else None
+        timings = chunk.timings if chunk is not None else None
+        widget = gen.widget
+        if widget is not None:
+            widget.body.end_stream(text)
+        crashed = reason == "error" and self.engine.info is None
+        if text.strip() or reason == "error":
+            if text.strip():
+                self.history.add_message(
+                    gen.conversation_id,
+                    "assistant",
+                    text,
+                    model_id=gen.model_id,
+                    finish_reason=reason,
+                    error=error,
+                    prompt_tokens=chunk.prompt_tokens if chunk else None,
+                    completion_tokens=chunk.completion_tokens if chunk else None,
+                    time_to_first_token_s=timings.time_to_first_token_s if timings else None,
+                    tokens_per_s=timings.generation_tokens_per_s if timings else None,
+                    total_s=timings.total_s if timings else None,
+                )
+        elif widget is not None:
+            # Stopped before the first word: nothing to keep.
+            self.chat.remove_from(widget.position)
+            widget = None
+        if widget is not None:
+            widget.set_stats(
+                ttft_s=timings.time_to_first_token_s if timings else None,
+                tokens_per_s=timings.generation_tokens_per_s if timings else None,
+                tokens=chunk.completion_tokens if chunk else None,
+                finish_reason=reason,
+            )
+            if error:
+                widget.show_notice(error, error=True)
+                widget.load_again_button.setVisible(crashed)
+        if crashed:
+            self.ready_model = None
+            self.status.setText("Not loaded (the engine stopped)")
+            self.banner.show_message(
+                error or "The engine stopped.", "error", "Load the model again", self.load_selected
+            )
+        elif reason == "error" and error:
+            self.banner.show_message(error, "error")
+        if chunk is not None and self.engine.info is not None:
+            self._set_meter(chunk.prompt_tokens + chunk.completion_tokens, self._context_length())
+        if self.conversation and self.conversation.id == gen.conversation_id:
+            self.conversation = self.history.get(gen.conversation_id)
+        self.refresh_conversations()
+        self._update_controls()
+        self.answer_finished.emit(reason or "")
+
+    def _on_generation_failed(self, gen: Generation, exc: BaseException) -> None:
+        """The engine refused before answering (context overflow, no model, bad settings)."""
+        if gen is not self.generation:
+            return
+        self.generation = None
+        message = str(exc) if isinstance(exc, FiresideError) else f"{type(exc).__name__}: {exc}"
+        if gen.widget is not None:
+            gen.widget.body.end_stream()
+            gen.widget.show_notice(message, error=True)
+            gen.widget.load_again_button.setVisible(self.engine.info is None)
+        if self.engine.info is None:
+            self.ready_model = None
+            self.status.setText("Not loaded")
+        self.banner.show_message(message, "error")
+        self._update_controls()
+        self.answer_finished.emit("error")
+
+    def _on_generation_ended(self, gen: Generation) -> None:
+        if gen is self.generation:  # ended without a final chunk (should not happen)
+            self._finish_generation(gen.last, forced=True)
+
+    def stop(self) -> None:
+        """Stop the answer being written (Esc); what was written so far is kept."""
+        if self.generation is not None:
+            self.engine.cancel()
+
+    def regenerate(self) -> None:
+        """Answer the last question again (the last answer is replaced)."""
+        if self.conversation is None or not self._can_send():
+            return
+        messages = self.history.messages(self.conversation.id)
+        if not messages:
+            return
+        if messages[-1].role == "assistant":
+            self.history.truncate(self.conversation.id, messages[-1].position)
+            self.chat.remove_from(messages[-1].position)
+        self._start_answer()
+
+    def edit_message(self, position: int) -> None:
+        """Put an earlier message back in the composer; sending replaces it and what followed."""
+        if self.conversation is None or self.generation is not None:
+            return
+        for m in self.history.messages(self.conversation.id):
+            if m.position == position and m.role == "user":
+                self._editing_position = position
+                self.composer.setPlainText(m.content)
+                self.composer.setFocus()
+                self.edit_banner.show_message(
+                    "Editing an earlier message: sending replaces it and everything after it.",
+                    "info",
+                    "Cancel editing",
+                    self._cancel_edit,
+                )
+                return
+
+    def _cancel_edit(self) -> None:
+        if self._editing_position is not None:
+            self._editing_position = None
+            self.composer.clear()
+        self.edit_banner.hide()
+
+    # -- context meter -------------------------------------------------------------------
+    def _context_length(self) -> int:
+        if self.engine.info is not None:
+            return self.engine.info.context_length
+        if self.selected is not None and self.selected.context_length:
+            return min(self.selected.context_length, 8192)
+        return 0
+
+    def _refresh_meter(self) -> None:
+        used = 0
+        if self.conversation is not None:
+            for m in reversed(self.history.messages(self.conversation.id)):
+                if m.role == "assistant" and m.prompt_tokens is not None:
+                    used = m.prompt_tokens + (m.completion_tokens or 0)
+                    break
+        self._set_meter(used, self._context_length())
+
+    def _set_meter(self, used: int, total: int) -> None:
+        self.context_used, self.context_total = used, total
+        fraction = used / total if total else 0.0
+        self.meter.setValue(int(1000 * min(1.0, fraction)))
+        level = "full" if fraction >= METER_FULL else "warn" if fraction >= METER_WARN else "ok"
+        self.meter.setProperty("level", level)
+        self.meter.style().unpolish(self.meter)
+        self.meter.style().polish(self.meter)
+        if not total:
+            self.meter_label.setText("")
+            return
+        text = f"Context: {used:,} / {total:,} tokens"
+        if level == "full":
+            text += " — full: the oldest messages are being left out. Start a new chat to keep everything."
+        elif level == "warn":
+            text += " — nearly full: the oldest messages will soon be left out."
+        self.meter_label.setText(text)
+        self.meter.setToolTip(text)
+
+    # -- controls ------------------------------------------------------------------------
+    def _update_controls(self) -> None:
+        busy = self.generation is not None
+        self.send_button.setText("Stop" if busy else "Send")
+        self.send_button.setToolTip("Stop the answer (Esc)" if busy else "Send (Enter)")
+        self.chat.set_busy(busy)
+        self.model_combo.setEnabled(not busy)
+        if self.ready_model is None and self.load_task is not None:
+            self.composer.setPlaceholderText("Loading the model… you can type already.")
+        else:
+            self.composer.setPlaceholderText(
+                "Message the model… (Enter sends, Shift+Enter adds a line)"
+            )
+
+    # -- adding models: drag-and-drop, file dialog, scan ---------------------------------
+    @staticmethod
+    def _dropped_paths(event: Any) -> list[str]:
+        mime = event.mimeData()
+        if not mime.hasUrls():
+            return []
+        return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
+
+    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        if self._dropped_paths(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        if self._dropped_paths(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        paths = self._dropped_paths(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        if len(paths) > 1:
+            self.banner.show_message(
+                f"Drop one model at a time (a file, or a folder of models); using {Path(paths[0]).name}.",
+                "info",
+            )
+        self.offer_import(paths[0])
+
+    def choose_model_file(self) -> None:
+        dialog = QFileDialog(
+            self, "Add a model", str(Path.home()), "Models (*.gguf);;All files (*)"
+        )
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.fileSelected.connect(self.offer_import)
+        dialog.open()
+
+    def offer_import(self, path: str) -> ImportChoiceDialog | None:
+        if self.library_task is not None:
+            self.banner.show_message("Another import or scan is running; wait for it or cancel it.")
+            return None
+        dialog = ImportChoiceDialog(path, self)
+        dialog.chosen.connect(self.import_model)
+        dialog.open()
+        self.import_dialog = dialog
+        return dialog
+
+    def import_model(self, path: str, mode: str) -> None:
+        from app.library_ops import import_model
+
+        if self.library_task is not None:
+            return
+        catalog = self.catalog
+        if catalog is None:
+            return
+
+        def job(j: Any) -> Any:
+            return import_model(path, mode, catalog, progress=j.progress, cancel=j.cancel)
+
+        worker = run_job(job, name="fireside-import")
+        task = Task("import", worker)
+        self.library_task = task
+        worker.done.connect(lambda records: (self._task_ended(task), self._on_imported(records)))
+        worker.failed.connect(
+            lambda exc: (self._task_ended(task), self._on_import_failed(path, exc))
+        )
+        worker.finished.connect(lambda: self._task_ended(task))
+        verb = "Copying" if mode == "copy" else "Adding"
+        self._show_task(task, f"{verb} {Path(path).name}…")
+        self.banner.hide()
+
+    def _on_imported(self, records: list[ModelRecord]) -> None:
+        if not records:
+            return
+        first = records[0]
+        more = f" and {len(records) - 1} more" if len(records) > 1 else ""
+        self.banner.show_message(f"Added {first.name}{more} to your library.", "info")
+        if self._library is not None:
+            self._library.refresh()
+        self.refresh_models(select=first.id)
+        self.import_done.emit(records)
+        QTimer.singleShot(0, lambda: self.select_model(first.id))
+
+    def _on_import_failed(self, path: str, exc: BaseException) -> None:
+        from models.errors import Cancelled
+
+        if isinstance(exc, Cancelled):
+            self.banner.show_message(
+                f"Adding {Path(path).name} was cancelled; nothing was added.", "info"
+            )
+        elif isinstance(exc, FiresideError):
+            self.banner.show_message(
+                f"Could not add {Path(path).name}: {exc}. Nothing was added to your library.",
+                "error",
+            )
+        else:
+            self.banner.show_message(
+                f"Could not add {Path(path).name}: {type(exc).__name__}: {exc}", "error"
+            )
+        self.import_done.emit(exc)
+
+    def scan_models(self) -> None:
+        from app.library_ops import scan_stores
+
+        if self.library_task is not None:
+            self.banner.show_message("Wait for the current import or scan to finish.")
+            return
+        catalog = self.catalog
+        if catalog is None:
+            return
+        worker = run_job(lambda _j: scan_stores(catalog), name="fireside-scan")
+        task = Task("scan", worker)
+        self.library_task = task
+        worker.done.connect(lambda message: (self._task_ended(task), self._on_scanned(message)))
+        worker.failed.connect(
+            lambda exc: self.banner.show_message(f"The scan failed: {exc}", "error")
+        )
+        worker.finished.connect(lambda: self._task_ended(task))
+        self._show_task(task, "Scanning for models…")
+
+    def _on_scanned(self, message: str) -> None:
+        self.banner.show_message(message, "info")
+        self.refresh_models()
+        if self._library is not None:
+            self._library.refresh()
+            self._library.show_message(message)
+
+    # -- library -------------------------------------------------------------------------
+    def open_library(self) -> LibraryDialog | None:
+        if self.catalog is None:
+            return None
+        if self._library is None:
+            dialog = LibraryDialog(self.catalog, self)
+            dialog.use_requested.connect(self.select_model)
+            dialog.remove_requested.connect(self.remove_model)
+            dialog.scan_requested.connect(self.scan_models)
+            dialog.import_requested.connect(self.choose_model_file)
+            dialog.renamed.connect(self.refresh_models)
+            self._library = dialog
+        self._library.refresh()
+        if self.selected is not None:
+            self._library.select(self.selected.id)
+        self._library.show()
+        self._library.raise_()
+        return self._library
+
+    def remove_model(self, model_id: str) -> None:
+        from app.library_ops import remove_model
+
+        if self.catalog is None:
+            return
+        if model_id == self.ready_model and self.generation is not None:
+            self.banner.show_message("Stop the answer before removing the model that writes it.")
+            return
+        try:
+            message = remove_model(model_id, self.catalog)
+        except FiresideError as exc:
+            if self._library is not None:
+                self._library.show_message(str(exc))
+            self.banner.show_message(str(exc), "error")
+            return
+        if model_id == self.ready_model:
+            self.engine.unload()
+            self.ready_model = None
+            self.status.setText("Not loaded")
+        if self.selected is not None and self.selected.id == model_id:
+            self.selected = None
+        self.refresh_models()
+        if self._library is not None:
+            self._library.refresh()
+            self._library.show_message(message[0].upper() + message[1:] + ".")
+
+
+def _kill_engine(engine: Engine) -> None:
+    pid = engine.pid
+    if pid:
+        try:
+            os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+        except ProcessLookupError:
+            pass

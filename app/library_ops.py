@@ -1,0 +1,105 @@
+"""What the window asks of the library, in one place (Qt-free).
+
+The library's operations live in ``models``; this module only adapts them for the faces and
+degrades gracefully while a piece (the memory-fit estimate) is not there yet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models import Catalog, ModelRecord
+
+
+def human_size(n: float) -> str:
+    if not n:
+        return "—"
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{int(n)} {unit}" if unit == "bytes" else f"{n:.1f} {unit}".replace(".0 ", " ")
+        n /= 1000
+    return str(n)
+
+
+def human_params(n: int | None) -> str:
+    if not n:
+        return "—"
+    if n >= 1e9:
+        return f"{n / 1e9:.1f}B"
+    return f"{n / 1e6:.0f}M"
+
+
+@dataclass(frozen=True)
+class Fit:
+    verdict: str  # short: "fits", "tight", "too big", or "unknown"
+    detail: str  # a sentence for a tooltip
+
+
+def fit_of(record: ModelRecord) -> Fit:
+    """The memory-fit verdict for ``record`` (``models.fit``), or "unknown" where there is none."""
+    try:
+        fit = importlib.import_module("models.fit")
+    except ImportError:
+        return Fit("unknown", "the memory estimate is not available")
+    for name in ("estimate_fit", "estimate", "fit_for", "check_fit"):
+        fn = getattr(fit, name, None)
+        if callable(fn):
+            break
+    else:
+        return Fit("unknown", "the memory estimate is not available")
+    try:
+        result: Any = fn(record)
+    except Exception as exc:  # an estimate must never break the picker
+        return Fit("unknown", f"could not estimate: {exc}")
+    verdict = getattr(result, "verdict", None) or getattr(result, "status", None) or str(result)
+    detail = getattr(result, "message", None) or getattr(result, "detail", None) or str(result)
+    if callable(detail):
+        detail = detail()
+    return Fit(str(verdict), str(detail))
+
+
+def describe_record(record: ModelRecord) -> str:
+    """One line for the model picker: name · format quantization · size · fit."""
+    fmt = record.format.upper() if record.format.startswith("gguf") else record.format
+    quant = f" {record.quantization}" if record.quantization else ""
+    return f"{record.name} · {fmt}{quant} · {human_size(record.size_bytes)}"
+
+
+def import_model(
+    path: str | os.PathLike[str],
+    mode: str,
+    catalog: Catalog,
+    progress: Any = None,
+    cancel: Any = None,
+) -> list[ModelRecord]:
+    from models.library import import_model as _import
+
+    return _import(Path(path), mode=mode, catalog=catalog, progress=progress, cancel=cancel)
+
+
+def remove_model(model_id: str, catalog: Catalog) -> str:
+    from models.library import remove_model as _remove
+
+    return _remove(model_id, catalog=catalog).message()
+
+
+def scan_stores(catalog: Catalog) -> str:
+    from models.stores import scan
+
+    result = scan(catalog)
+    parts = [f"found {len(result.added)} new model(s)"]
+    if result.known:
+        parts.append(f"{len(result.known)} already in the library")
+    if result.skipped:
+        parts.append(f"{len(result.skipped)} skipped")
+    where = ", ".join(result.searched) if result.searched else "no model folders of other apps"
+    return "Scan " + ", ".join(parts) + f" (searched: {where})."
+
+
+def reveal_folder(record: ModelRecord) -> Path:
+    path = Path(record.path)
+    return path if path.is_dir() else path.parent

@@ -1,0 +1,373 @@
+"""The real window, offscreen, end to end with the bundled model (pytest-qt).
+
+One engine child is shared by the tests of this module (a fresh window each test), so the
+model is loaded once per test at most, not spawned each time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+pytest.importorskip("llama_cpp")
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.history import History  # noqa: E402
+from app.settings import Settings, preset_params  # noqa: E402
+from models import BUNDLED_ID  # noqa: E402
+from runtime import BackendOptions, Engine  # noqa: E402
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+ANSWER_TIMEOUT_MS = 90_000
+# One thread: on a busy shared 2-core machine, llama.cpp's two spinning threads run ~10x slower.
+OPTIONS = BackendOptions(n_threads=1)
+SHORT = {**preset_params("Deterministic"), "max_tokens": 8}
+LONG = {**preset_params("Balanced"), "max_tokens": 3000, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory):
+    """A FIRESIDE_HOME for this module (history and library persist across its windows)."""
+    path = tmp_path_factory.mktemp("gui-home")
+    old = os.environ.get("FIRESIDE_HOME")
+    os.environ["FIRESIDE_HOME"] = str(path)
+    yield path
+    if old is not None:
+        os.environ["FIRESIDE_HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def engine(home):
+    with Engine() as eng:
+        yield eng
+
+
+@pytest.fixture
+def make_window(qtbot, home, engine):
+    from app.gui import theme
+    from app.gui.window import MainWindow
+
+    theme.apply(QApplication.instance())
+    made = []
+
+    def make(wait_ready: bool = True, eng: Engine | None = None, fresh: bool = True) -> MainWindow:
+        window = MainWindow(engine=eng or engine, backend_options=OPTIONS)
+        qtbot.addWidget(window)
+        window.show()
+        window.activateWindow()
+        assert QTest.qWaitForWindowActive(window, 5_000)
+        made.append(window)
+        if wait_ready:
+            qtbot.waitUntil(lambda: window.ready_model is not None, timeout=60_000)
+            if fresh:
+                window.new_chat()
+        return window
+
+    yield make
+    for window in made:
+        if not window._closing:
+            window.close()
+
+
+def ask(qtbot, window, text: str, params: dict | None = None) -> str:
+    """Type ``text`` in the composer, press Enter, wait for the whole answer."""
+    window.apply_settings({"system_prompt": "", "preset": None, "params": params or SHORT})
+    window.composer.setFocus()
+    qtbot.keyClicks(window.composer, text)
+    with qtbot.waitSignal(window.answer_finished, timeout=ANSWER_TIMEOUT_MS) as blocker:
+        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    return blocker.args[0]
+
+
+def start_long_answer(qtbot, window, text: str = "Tell me a long story about a fox.") -> None:
+    window.apply_settings({"system_prompt": "", "preset": None, "params": LONG})
+    assert window.send(text)
+    qtbot.waitUntil(
+        lambda: window.generation is not None and len(window.generation.parts) >= 4,
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+
+
+def stored(window):
+    return window.history.messages(window.conversation.id)
+
+
+def test_send_streams_a_markdown_answer_and_keeps_its_numbers(qtbot, make_window):
+    window = make_window()
+    assert window.selected.id == BUNDLED_ID  # the bundled model is chosen on a first start
+    window.apply_settings(
+        {"system_prompt": "", "preset": None, "params": {**SHORT, "max_tokens": 30}}
+    )
+    qtbot.keyClicks(window.composer, "Write a Python function")
+    qtbot.keyClick(window.composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(window.composer, "that adds two numbers.")
+    assert window.composer.toPlainText() == "Write a Python function\nthat adds two numbers."
+
+    flushes = []
+    with qtbot.waitSignal(window.answer_finished, timeout=ANSWER_TIMEOUT_MS) as blocker:
+        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+        widget = window.chat.messages[-1]
+        widget.body.document().contentsChanged.connect(lambda: flushes.append(1))
+    assert blocker.args[0] in ("stop", "length")
+    assert window.composer.toPlainText() == ""
+    assert len(flushes) >= 3, "the answer should appear piece by piece, not at once"
+
+    messages = stored(window)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[0].content == "Write a Python function\nthat adds two numbers."
+    answer = messages[1]
+    assert answer.content.strip() and answer.finish_reason in ("stop", "length")
+    assert answer.time_to_first_token_s > 0 and answer.tokens_per_s > 0
+    assert answer.completion_tokens > 1 and answer.model_id == BUNDLED_ID
+    widget = window.chat.messages[-1]
+    assert widget.text() == answer.content
+    assert "tokens/s" in widget.stats.text() and "first token" in widget.stats.text()
+    assert window.conversation.title.startswith("Write a Python function")
+    assert window.context_used == answer.prompt_tokens + answer.completion_tokens
+    assert "Context:" in window.meter_label.text()
+    if "```" in answer.content:  # a code block is highlighted and has a working copy link
+        assert widget.body.code
+        widget.body.anchorClicked.emit(QUrl("copy:0"))
+        assert QGuiApplication.clipboard().text() == widget.body.code[0]
+
+
+def test_stop_keeps_what_was_written(qtbot, make_window):
+    window = make_window()
+    start_long_answer(qtbot, window)
+    assert window.send_button.text() == "Stop"
+    with qtbot.waitSignal(window.answer_finished, timeout=30_000) as blocker:
+        qtbot.keyClick(window.composer, Qt.Key.Key_Escape)
+    assert blocker.args[0] == "cancelled"
+    answer = stored(window)[-1]
+    assert answer.role == "assistant" and answer.finish_reason == "cancelled"
+    assert answer.content == window.chat.messages[-1].text() and answer.content.strip()
+    assert "stopped" in window.chat.messages[-1].stats.text()
+    assert window.send_button.text() == "Send"
+
+
+def test_regenerate_and_edit_and_resend(qtbot, make_window):
+    window = make_window()
+    assert ask(qtbot, window, "What is the capital of France?") in ("stop", "length")
+    assert ask(qtbot, window, "And of Italy?") in ("stop", "length")
+    before = stored(window)
+    assert len(before) == 4
+
+    # regenerate: the last answer is replaced, the rest stays
+    assert window.chat.messages[-1].regenerate_button.isVisibleTo(window)
+    with qtbot.waitSignal(window.answer_finished, timeout=ANSWER_TIMEOUT_MS):
+        qtbot.mouseClick(window.chat.messages[-1].regenerate_button, Qt.MouseButton.LeftButton)
+    after = stored(window)
+    assert len(after) == 4 and after[:3] == before[:3]
+    assert after[3].id != before[3].id and after[3].content.strip()
+
+    # edit and resend the first question: it and everything after it are replaced
+    qtbot.mouseClick(window.chat.messages[0].edit_button, Qt.MouseButton.LeftButton)
+    assert window.composer.toPlainText() == "What is the capital of France?"
+    assert window.edit_banner.isVisible()
+    window.composer.setPlainText("What is the capital of Spain?")
+    with qtbot.waitSignal(window.answer_finished, timeout=ANSWER_TIMEOUT_MS):
+        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    edited = stored(window)
+    assert [m.role for m in edited] == ["user", "assistant"]
+    assert edited[0].content == "What is the capital of Spain?"
+    assert [w.role for w in window.chat.messages] == ["user", "assistant"]
+    assert window.chat.messages[0].text() == "What is the capital of Spain?"
+    assert not window.edit_banner.isVisible()
+
+
+def test_conversations_switch_rename_search_delete(qtbot, make_window):
+    window = make_window()
+    ask(qtbot, window, "Name a colour of the sky.")
+    first = window.conversation.id
+    window.activateWindow()  # shortcuts go to the active window
+    assert QTest.qWaitForWindowActive(window, 5_000)
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)  # Ctrl+N
+    assert window.conversation is None and not window.chat.messages
+    ask(qtbot, window, "Name a kind of tree.")
+    second = window.conversation.id
+    assert second != first
+
+    def item_for(conv_id):
+        for i in range(window.conversation_list.count()):
+            item = window.conversation_list.item(i)
+            if item.data(Qt.ItemDataRole.UserRole) == conv_id:
+                return item
+        return None
+
+    # switch by clicking in the sidebar
+    rect = window.conversation_list.visualItemRect(item_for(first))
+    qtbot.mouseClick(
+        window.conversation_list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center()
+    )
+    assert window.conversation.id == first
+    assert window.chat.messages[0].text() == "Name a colour of the sky."
+    assert len(window.chat.messages) == 2
+
+    # rename in place
+    item_for(first).setText("Sky colours")
+    assert window.history.get(first).title == "Sky colours"
+
+    # search matches titles and message text
+    window.search.setText("tree")
+    ids = [
+        window.conversation_list.item(i).data(Qt.ItemDataRole.UserRole)
+        for i in range(window.conversation_list.count())
+    ]
+    assert second in ids and first not in ids
+    window.search.setText("sky colo")
+    assert item_for(first) is not None and item_for(second) is None
+    window.search.clear()
+
+    window.delete_conversation(first)
+    assert not window.history.exists(first)
+    assert window.conversation is None and not window.chat.messages
+    assert item_for(first) is None and item_for(second) is not None
+
+
+def drop(window, path: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    enter = QDragEnterEvent(
+        QPoint(200, 200),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(
+        QPointF(200, 200),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(window, event)
+
+
+def test_drop_a_real_gguf_copies_and_selects_it(qtbot, make_window, bundled_gguf, tmp_path):
+    window = make_window()
+    try:
+        _drop_real_gguf(qtbot, window, bundled_gguf, tmp_path)
+    finally:  # back to the bundled model for the other tests
+        with qtbot.waitSignal(window.model_ready, timeout=60_000):
+            window.select_model(BUNDLED_ID)
+
+
+def _drop_real_gguf(qtbot, window, bundled_gguf, tmp_path):
+    source = tmp_path / "dropped" / "my-model.gguf"
+    source.parent.mkdir()
+    shutil.copyfile(bundled_gguf, source)
+    before = {r.id for r in window.catalog.list()}
+    drop(window, source)
+    dialog = window.import_dialog
+    assert dialog.isVisible()
+    with qtbot.waitSignal(window.model_ready, timeout=60_000) as ready:
+        qtbot.mouseClick(dialog.copy_button, Qt.MouseButton.LeftButton)
+    new = [r for r in window.catalog.list() if r.id not in before]
+    assert len(new) == 1 and ready.args[0] == new[0].id
+    record = new[0]
+    assert record.owned and Path(record.path).is_file()
+    assert Path(record.path).resolve() != source.resolve()  # a copy in the library
+    assert window.selected.id == record.id and window.model_combo.currentData() == record.id
+    assert "Added" in window.banner.text()
+    ask(qtbot, window, "Hi!")
+    assert stored(window)[-1].model_id == record.id
+
+
+def test_drop_a_corrupt_file_explains_and_adds_nothing(qtbot, make_window, tmp_path):
+    window = make_window()
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + os.urandom(4096))
+    before = window.catalog.list()
+    drop(window, bad)
+    with qtbot.waitSignal(window.import_done, timeout=30_000) as done:
+        qtbot.mouseClick(window.import_dialog.link_button, Qt.MouseButton.LeftButton)
+    assert isinstance(done.args[0], Exception)
+    text = window.banner.text()
+    assert "broken.gguf" in text and "Nothing was added" in text
+    assert "Traceback" not in text
+    assert window.catalog.list() == before
+    assert window.ready_model == BUNDLED_ID  # the loaded model is untouched
+    assert bad.read_bytes()[:4] == b"GGUF"  # the user's file is untouched
+
+
+def test_killing_the_engine_mid_answer_keeps_the_conversation(qtbot, make_window):
+    own = Engine()  # killed here; the shared one stays healthy
+    try:
+        window = make_window(eng=own)
+        ask(qtbot, window, "Say one word.")
+        start_long_answer(qtbot, window)
+        with qtbot.waitSignal(window.answer_finished, timeout=30_000) as blocker:
+            os.kill(own.pid, signal.SIGKILL)
+        assert blocker.args[0] == "error"
+        assert "SIGKILL" in window.banner.text() and "conversation is safe" in window.banner.text()
+        messages = stored(window)
+        assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
+        assert messages[-1].finish_reason == "error" and messages[-1].content.strip()
+        assert window.chat.messages[-1].load_again_button.isVisibleTo(window)
+        assert window.ready_model is None
+        assert not window.send("Are you there?")  # nothing is sent to a dead engine
+
+        with qtbot.waitSignal(window.model_ready, timeout=60_000):
+            qtbot.mouseClick(window.banner.action, Qt.MouseButton.LeftButton)
+        assert ask(qtbot, window, "Are you back?") in ("stop", "length")
+        assert len(stored(window)) == 6
+    finally:
+        own.close()
+
+
+def test_cancel_loading_then_load_again(qtbot, make_window):
+    own = Engine()
+    try:
+        window = make_window(wait_ready=False, eng=own)
+        qtbot.waitUntil(lambda: window.task is not None, timeout=30_000)
+        with qtbot.waitSignal(window.model_failed, timeout=30_000) as failed:
+            qtbot.mouseClick(window.task_cancel, Qt.MouseButton.LeftButton)
+        assert failed.args[0] == "cancelled"
+        assert window.ready_model is None and "cancelled" in window.banner.text()
+        with qtbot.waitSignal(window.model_ready, timeout=60_000):
+            qtbot.mouseClick(window.banner.action, Qt.MouseButton.LeftButton)
+        assert window.ready_model == BUNDLED_ID
+    finally:
+        own.close()
+
+
+def test_restart_finds_history_size_and_last_conversation(qtbot, make_window):
+    window = make_window()
+    ask(qtbot, window, "Remember the word lantern.")
+    conv_id = window.conversation.id
+    window.resize(900, 640)
+    window.close()  # saves the state
+
+    again = make_window(fresh=False)
+    qtbot.waitUntil(lambda: again.conversation is not None, timeout=10_000)
+    assert again.conversation.id == conv_id
+    assert again.chat.messages[0].text() == "Remember the word lantern."
+    assert len(again.chat.messages) == 2
+    assert (again.width(), again.height()) == (900, 640)
+    assert Settings().get("last_conversation") == conv_id
+    History().close()
+
+
+def test_context_meter_warns(qtbot, make_window):
+    window = make_window()
+    window._set_meter(500, 1000)
+    assert window.meter.property("level") == "ok"
+    window._set_meter(850, 1000)
+    assert window.meter.property("level") == "warn"
+    assert "nearly full" in window.meter_label.text()
+    window._set_meter(1000, 1000)
+    assert window.meter.property("level") == "full"
+    assert "left out" in window.meter_label.text()

@@ -9,6 +9,7 @@ with remote code.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,9 @@ class TorchBackend(Backend):
         )
         self._cache: Any = None
         self._cached: list[int] = []
+        # transformers 5.x renames ``past_key_values`` to ``cache``; use whichever it takes.
+        forward_args = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         text_config = model.config.get_text_config()
         max_pos = getattr(text_config, "max_position_embeddings", None) or 2048
         n_ctx = opts.n_ctx or min(max_pos, DEFAULT_MAX_CTX)
@@ -248,7 +252,7 @@ class TorchBackend(Backend):
 
         model = self._model
         input_ids = torch.tensor([ids], dtype=torch.long, device=self._device)
-        out = model(input_ids=input_ids, past_key_values=self._cache, use_cache=True)
+        out = model(input_ids=input_ids, use_cache=True, **{self._cache_arg: self._cache})
         self._cached.extend(ids)
         return out.logits[0, -1]
 

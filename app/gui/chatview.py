@@ -32,6 +32,8 @@ from PySide6.QtWidgets import (
 
 from .markdown import BlockSplitter, MarkdownRenderer
 
+SOFT_BLOCK_CHARS = 300
+
 
 class MessageBody(QTextBrowser):
     """Read-only rich text that is exactly as tall as its content."""
@@ -64,6 +66,9 @@ class MessageBody(QTextBrowser):
         self._splitter: BlockSplitter | None = None
         self._tail_start = 0
         self._plain = QTextCharFormat()
+        self._soft_block = QTextBlockFormat()
+        self._soft_block.setTopMargin(0)
+        self._soft_block.setBottomMargin(0)
         self.setFixedHeight(24)
 
     # -- sizing --------------------------------------------------------------------------
@@ -101,7 +106,7 @@ class MessageBody(QTextBrowser):
         self._parts.append(text)
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(text, self._plain)
+        self._insert_plain(cursor, text)
         splitter = self._splitter
         splitter.feed(text)
         if splitter.boundary:
@@ -115,7 +120,18 @@ class MessageBody(QTextBrowser):
             cursor.insertBlock(QTextBlockFormat(), self._plain)
             self._tail_start = cursor.position()
             if splitter.text:
-                cursor.insertText(splitter.text, self._plain)
+                self._insert_plain(cursor, splitter.text)
+
+    def _insert_plain(self, cursor: QTextCursor, text: str) -> None:
+        """Insert streamed text; a paragraph that grows long is continued in a new text block
+        (at a space, so it reads the same), because Qt lays out a whole block on each change."""
+        if cursor.block().length() + len(text) > SOFT_BLOCK_CHARS and "\n" not in text:
+            cut = text.rfind(" ")
+            if cut >= 0:
+                cursor.insertText(text[: cut + 1], self._plain)
+                cursor.insertBlock(self._soft_block, self._plain)
+                text = text[cut + 1 :]
+        cursor.insertText(text, self._plain)
 
     def end_stream(self, text: str | None = None) -> str:
         """Render the whole answer (``text``, or what was streamed) once, properly."""

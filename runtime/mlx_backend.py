@@ -80,7 +80,7 @@ class MLXBackend(Backend):
             from mlx_lm.utils import load
         except ImportError as exc:
             raise BackendUnavailable(
-                f"the MLX backend needs {exc.name}: pip install 'fireside[mlx]'"
+                f"the MLX backend cannot start ({exc.name or exc}): pip install 'fireside[mlx]'"
             ) from None
         if progress:
             progress(1, 3)

@@ -121,7 +121,7 @@ class TorchBackend(Backend):
             import transformers
         except ImportError as exc:
             raise BackendUnavailable(
-                f"the PyTorch backend needs {exc.name}: pip install 'fireside[torch]'"
+                f"the PyTorch backend cannot start ({exc.name or exc}): pip install 'fireside[torch]'"
             ) from None
         opts = self.options
         device = pick_device(opts.device)

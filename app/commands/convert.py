@@ -35,6 +35,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("-o", "--output", metavar="OUT", help="where to write (default: the library)")
     p.add_argument("--name", help="the name the library shows for the result")
+    p.add_argument(
+        "--group-size",
+        type=int,
+        choices=(32, 64, 128),
+        metavar="N",
+        help="MLX 4/8-bit only: weights per quantization group, 32, 64 (default) or 128",
+    )
     p.set_defaults(handler=run)
 
 
@@ -103,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from models import Cancelled, Catalog
     from models.paths import models_dir
     from models.records import slugify
+    from quant import ConversionError
 
     folder, source_id = _source_folder(args.source)
     is_mlx = args.to.strip().lower().startswith("mlx-")
@@ -114,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         from quant import output_type
 
+        if args.group_size is not None:
+            raise ConversionError("--group-size applies to the MLX types only")
         label = output_type(args.to).label
         suffix = ".gguf"
     base = slugify(args.name or folder.name)
@@ -138,8 +148,12 @@ def run(args: argparse.Namespace) -> int:
         if is_mlx:
             from quant.mlx import convert_mlx, mlx_record
 
-            result = convert_mlx(folder, args.to, out, progress=bar, cancel=cancel)
+            result = convert_mlx(
+                folder, args.to, out, progress=bar, cancel=cancel, group_size=args.group_size
+            )
             bar.finish()
+            if result.note:
+                print(f"note: {result.note}", file=sys.stderr)
             record = mlx_record(result, folder, name=args.name)
         else:
             from quant import convert

@@ -1,0 +1,93 @@
+"""Fireside's llama.cpp backend against llama-cpp-python called directly.
+
+Same model, threads, context, prompt and greedy settings; runs alternate so that machine
+noise hits both sides alike; the medians are compared as ratios.
+Run: .venv/bin/python -m pytest tests/perf -m perf -s -k llama_backend
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+
+from models import describe
+from runtime import GREEDY, BackendOptions
+from runtime.llamacpp import LlamaCppBackend
+
+pytestmark = pytest.mark.perf
+
+ROUNDS = 5
+MAX_TOKENS = 96
+THREADS = 2
+N_CTX = 2048
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {
+        "role": "user",
+        "content": "Write a detailed story about a lighthouse keeper who finds a message "
+        "in a bottle, with dialogue, and describe the sea, the storm and the town. " * 3,
+    },
+]
+
+
+def measure(stream) -> tuple[float, float, int]:
+    """(time to first token, decode tokens/s, tokens) of one streamed answer."""
+    t0 = time.perf_counter()
+    first = last = None
+    n = 0
+    for _ in stream:
+        now = time.perf_counter()
+        first = first or now
+        last = now
+        n += 1
+    return first - t0, (n - 1) / (last - first), n
+
+
+def test_backend_matches_direct_llama_cpp(bundled_gguf):
+    import llama_cpp
+
+    ours = LlamaCppBackend(describe(bundled_gguf), BackendOptions(n_ctx=N_CTX, n_threads=THREADS))
+    ours.load()
+    direct = llama_cpp.Llama(
+        model_path=str(bundled_gguf),
+        n_ctx=N_CTX,
+        n_threads=THREADS,
+        n_threads_batch=THREADS,
+        n_batch=512,
+        n_gpu_layers=0,
+        verbose=False,
+    )
+    prompt, _ = ours.render(MESSAGES)
+    params = GREEDY.replace(max_tokens=MAX_TOKENS)
+
+    def run_ours():
+        ours.reset_cache()
+        chunks = (c for c in ours.stream(MESSAGES, params) if c.finish_reason is None and c.text)
+        return measure(chunks)
+
+    def run_direct():
+        direct.reset()
+        return measure(
+            direct.create_completion(prompt, max_tokens=MAX_TOKENS, temperature=0.0, stream=True)
+        )
+
+    run_ours(), run_direct()  # warm-up
+    results = {"ours": [], "direct": []}
+    for _ in range(ROUNDS):
+        results["ours"].append(run_ours())
+        results["direct"].append(run_direct())
+    ttft = {k: statistics.median(r[0] for r in v) for k, v in results.items()}
+    tps = {k: statistics.median(r[1] for r in v) for k, v in results.items()}
+    decode_ratio = tps["ours"] / tps["direct"]
+    ttft_ratio = ttft["ours"] / ttft["direct"]
+    print(
+        f"\nllama.cpp backend vs direct llama-cpp-python ({ROUNDS} alternating rounds, medians):"
+        f"\n  decode  ours {tps['ours']:.1f} tok/s, direct {tps['direct']:.1f} tok/s, ratio {decode_ratio:.3f} (target >= 0.97)"
+        f"\n  TTFT    ours {ttft['ours'] * 1000:.1f} ms, direct {ttft['direct'] * 1000:.1f} ms, ratio {ttft_ratio:.3f} (target <= 1.05)"
+    )
+    ours.unload()
+    direct.close()
+    assert decode_ratio >= 0.97
+    assert ttft_ratio <= 1.05

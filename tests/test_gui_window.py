@@ -272,7 +272,7 @@ def _drop_real_gguf(qtbot, window, bundled_gguf, tmp_path):
     before = {r.id for r in window.catalog.list()}
     drop(window, source)
     dialog = window.import_dialog
-    assert dialog.isVisible()
+    qtbot.waitExposed(dialog)
     with qtbot.waitSignal(window.model_ready, timeout=60_000) as ready:
         qtbot.mouseClick(dialog.copy_button, Qt.MouseButton.LeftButton)
     new = [r for r in window.catalog.list() if r.id not in before]
@@ -292,6 +292,7 @@ def test_drop_a_corrupt_file_explains_and_adds_nothing(qtbot, make_window, tmp_p
     bad.write_bytes(b"GGUF" + os.urandom(4096))
     before = window.catalog.list()
     drop(window, bad)
+    qtbot.waitExposed(window.import_dialog)
     with qtbot.waitSignal(window.import_done, timeout=30_000) as done:
         qtbot.mouseClick(window.import_dialog.link_button, Qt.MouseButton.LeftButton)
     assert isinstance(done.args[0], Exception)

@@ -66,6 +66,9 @@ class MessageBody(QTextBrowser):
         self._splitter: BlockSplitter | None = None
         self._tail_start = 0
         self._plain = QTextCharFormat()
+        self._code = QTextCharFormat()
+        self._code.setFontFamilies(["monospace"])
+        self._code.setFontFixedPitch(True)
         self._soft_block = QTextBlockFormat()
         self._soft_block.setTopMargin(0)
         self._soft_block.setBottomMargin(0)
@@ -106,9 +109,9 @@ class MessageBody(QTextBrowser):
         self._parts.append(text)
         cursor = QTextCursor(self.document())
         cursor.movePosition(QTextCursor.MoveOperation.End)
-        self._insert_plain(cursor, text)
         splitter = self._splitter
         splitter.feed(text)
+        self._insert_plain(cursor, text, splitter.in_fence)
         if splitter.boundary:
             finished = splitter.take()
             rendered = self.renderer.render(finished, code_offset=len(self.code))
@@ -120,18 +123,19 @@ class MessageBody(QTextBrowser):
             cursor.insertBlock(QTextBlockFormat(), self._plain)
             self._tail_start = cursor.position()
             if splitter.text:
-                self._insert_plain(cursor, splitter.text)
+                self._insert_plain(cursor, splitter.text, splitter.in_fence)
 
-    def _insert_plain(self, cursor: QTextCursor, text: str) -> None:
+    def _insert_plain(self, cursor: QTextCursor, text: str, code: bool = False) -> None:
         """Insert streamed text; a paragraph that grows long is continued in a new text block
         (at a space, so it reads the same), because Qt lays out a whole block on each change."""
+        fmt = self._code if code else self._plain
         if cursor.block().length() + len(text) > SOFT_BLOCK_CHARS and "\n" not in text:
             cut = text.rfind(" ")
             if cut >= 0:
-                cursor.insertText(text[: cut + 1], self._plain)
-                cursor.insertBlock(self._soft_block, self._plain)
+                cursor.insertText(text[: cut + 1], fmt)
+                cursor.insertBlock(self._soft_block, fmt)
                 text = text[cut + 1 :]
-        cursor.insertText(text, self._plain)
+        cursor.insertText(text, fmt)
 
     def end_stream(self, text: str | None = None) -> str:
         """Render the whole answer (``text``, or what was streamed) once, properly."""
@@ -227,9 +231,8 @@ class MessageWidget(QFrame):
         footer = QHBoxLayout()
         self.stats = QLabel()
         self.stats.setObjectName("messageStats")
-        self.stats.setWordWrap(True)
-        footer.addWidget(self.stats)
-        footer.addStretch(1)
+        self.stats.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        footer.addWidget(self.stats, 1)
         self.load_again_button = QPushButton("Load the model again")
         self.load_again_button.clicked.connect(self.load_again_requested)
         self.load_again_button.hide()
@@ -254,7 +257,7 @@ class MessageWidget(QFrame):
             self.notice.hide()
             return
         self.notice.setProperty("error", error)
-        self.notice.setText(text)
+        self.notice.setText(text[:1].upper() + text[1:])
         self.notice.style().unpolish(self.notice)
         self.notice.style().polish(self.notice)
         self.notice.show()

@@ -149,6 +149,11 @@ class BlockSplitter:
                     self._content = True
             self._scan = end
 
+    @property
+    def in_fence(self) -> bool:
+        """Whether the unfinished text is inside a code block."""
+        return self._fence is not None
+
     def take(self) -> str:
         """Remove and return the finished blocks (the unfinished rest stays)."""
         done, rest = self.text[: self.boundary], self.text[self.boundary :]

@@ -113,7 +113,7 @@ class Banner(QFrame):
         self.setProperty("kind", kind)
         self.style().unpolish(self)
         self.style().polish(self)
-        self.label.setText(text)
+        self.label.setText(sentence(text))
         self._callback = callback
         self.action.setVisible(bool(action))
         if action:
@@ -260,7 +260,7 @@ class MainWindow(QMainWindow):
         self.model_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
-        self.model_combo.setMinimumContentsLength(28)
+        self.model_combo.setMinimumContentsLength(38)
         self.model_combo.activated.connect(self._on_model_chosen)
         top.addWidget(self.model_combo)
         self.task_label = QLabel()
@@ -278,8 +278,7 @@ class MainWindow(QMainWindow):
         self.status.setObjectName("modelStatus")
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.status.setMinimumWidth(80)
-        top.addWidget(self.status)
-        top.addStretch(1)
+        top.addWidget(self.status, 1)
         self.library_button = QPushButton("Library")
         self.library_button.setToolTip("All your models: details, rename, remove, scan")
         self.library_button.clicked.connect(self.open_library)
@@ -523,13 +522,14 @@ class MainWindow(QMainWindow):
 
             return engine.load(record, options, progress=progress)
 
-        worker = run_job(job, name="fireside-load")
+        worker = Worker(job, name="fireside-load")  # started once connected
         task = Task("load", worker, record)
         self.load_task = self._latest_load = task
         worker.done.connect(lambda info: self._on_loaded(task, info))
         worker.failed.connect(lambda exc: self._on_load_failed(task, exc))
         worker.finished.connect(lambda: self._task_ended(task))
         self._show_task(task, f"Loading {record.name}…")
+        worker.start()
         self._update_controls()
 
     def _on_loaded(self, task: Task, info: Any) -> None:
@@ -541,6 +541,7 @@ class MainWindow(QMainWindow):
         self.status.setText(f"Ready · {info.backend} · context {info.context_length:,}")
         self.status.setToolTip(task.record.path if task.record else "")
         self._refresh_meter()
+        self._update_controls()
         self.model_ready.emit(self.ready_model or "")
         self.composer.setFocus()
 
@@ -1137,7 +1138,7 @@ class MainWindow(QMainWindow):
         def job(j: Any) -> Any:
             return import_model(path, mode, catalog, progress=j.progress, cancel=j.cancel)
 
-        worker = run_job(job, name="fireside-import")
+        worker = Worker(job, name="fireside-import")  # started once connected
         task = Task("import", worker)
         self.library_task = task
         worker.done.connect(lambda records: (self._task_ended(task), self._on_imported(records)))
@@ -1148,6 +1149,7 @@ class MainWindow(QMainWindow):
         verb = "Copying" if mode == "copy" else "Adding"
         self._show_task(task, f"{verb} {Path(path).name}…")
         self.banner.hide()
+        worker.start()
 
     def _on_imported(self, records: list[ModelRecord]) -> None:
         if not records:
@@ -1188,7 +1190,7 @@ class MainWindow(QMainWindow):
         catalog = self.catalog
         if catalog is None:
             return
-        worker = run_job(lambda _j: scan_stores(catalog), name="fireside-scan")
+        worker = Worker(lambda _j: scan_stores(catalog), name="fireside-scan")
         task = Task("scan", worker)
         self.library_task = task
         worker.done.connect(lambda message: (self._task_ended(task), self._on_scanned(message)))
@@ -1197,6 +1199,7 @@ class MainWindow(QMainWindow):
         )
         worker.finished.connect(lambda: self._task_ended(task))
         self._show_task(task, "Scanning for models…")
+        worker.start()
 
     def _on_scanned(self, message: str) -> None:
         self.banner.show_message(message, "info")
@@ -1258,3 +1261,9 @@ def _kill_engine(engine: Engine) -> None:
             os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
         except ProcessLookupError:
             pass
+
+
+def sentence(text: str) -> str:
+    """Messages from the lower layers start in lower case (for "fireside: ..."); a banner
+    starts a sentence."""
+    return text[:1].upper() + text[1:] if text else text

@@ -27,6 +27,8 @@ class Job:
 
 
 class Worker(QObject):
+    """Connect its signals first, then ``start()``: a fast job may end at once."""
+
     yielded = Signal(object)
     progress = Signal(int, int)
     done = Signal(object)

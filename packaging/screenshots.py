@@ -1,5 +1,8 @@
 """Screenshots of the window's main states, for a look before a release.
 
+    apt-get install xvfb libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 \
+        libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 libxcb-shape0 \
+        libegl1 libgl1 libfontconfig1 libdbus-1-3 fonts-dejavu-core   # Debian/Ubuntu, once
     Xvfb :99 -screen 0 1400x900x24 &
     DISPLAY=:99 QT_QPA_PLATFORM=xcb .venv/bin/python packaging/screenshots.py [--out DIR]
 

@@ -6,7 +6,6 @@ degrades gracefully while a piece (the memory-fit estimate) is not there yet.
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,26 +39,18 @@ class Fit:
 
 
 def fit_of(record: ModelRecord) -> Fit:
-    """The memory-fit verdict for ``record`` (``models.fit``), or "unknown" where there is none."""
+    """The memory-fit verdict for ``record`` (``models.fit.estimate``). Reads the model's
+    header, so the window calls it off the GUI thread."""
     try:
-        fit = importlib.import_module("models.fit")
+        from models.fit import estimate
     except ImportError:
         return Fit("unknown", "the memory estimate is not available")
-    for name in ("estimate_fit", "estimate", "fit_for", "check_fit"):
-        fn = getattr(fit, name, None)
-        if callable(fn):
-            break
-    else:
-        return Fit("unknown", "the memory estimate is not available")
     try:
-        result: Any = fn(record)
+        result = estimate(record)
     except Exception as exc:  # an estimate must never break the picker
         return Fit("unknown", f"could not estimate: {exc}")
-    verdict = getattr(result, "verdict", None) or getattr(result, "status", None) or str(result)
-    detail = getattr(result, "message", None) or getattr(result, "detail", None) or str(result)
-    if callable(detail):
-        detail = detail()
-    return Fit(str(verdict), str(detail))
+    notes = "; ".join(result.notes)
+    return Fit(result.verdict, result.detail + (f" ({notes})" if notes else ""))
 
 
 def describe_record(record: ModelRecord) -> str:

@@ -372,3 +372,59 @@ def test_context_meter_warns(qtbot, make_window):
     window._set_meter(1000, 1000)
     assert window.meter.property("level") == "full"
     assert "left out" in window.meter_label.text()
+
+
+def test_library_scan_rename_remove(qtbot, make_window, bundled_gguf, tmp_path, monkeypatch):
+    home = tmp_path / "user"
+    lmstudio = home / ".lmstudio" / "models" / "someone" / "tiny-GGUF"
+    lmstudio.mkdir(parents=True)
+    found = lmstudio / "tiny-q4.gguf"
+    try:
+        os.link(bundled_gguf, found)
+    except OSError:
+        shutil.copyfile(bundled_gguf, found)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf"))
+    monkeypatch.setenv("OLLAMA_MODELS", str(home / "ollama"))
+
+    window = make_window()
+    library = window.open_library()
+    assert library.isVisible() and library.table.rowCount() == len(window.catalog.list())
+    qtbot.waitUntil(lambda: library.table.item(0, 6).text() in ("fits", "tight", "won't fit"))
+    qtbot.mouseClick(library.scan_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "found 1 new model" in window.banner.text(), timeout=30_000)
+    record = window.catalog.find_by_path(found)
+    assert record is not None and record.source == "discovered" and not record.owned
+    library.select(record.id)
+    assert library.selected_id() == record.id
+
+    item = library.table.item(library.table.currentRow(), 0)
+    item.setText("My tiny model")  # what editing the cell in place does
+    assert window.catalog.get(record.id).name == "My tiny model"
+    assert any(
+        window.model_combo.itemText(i).startswith("My tiny model")
+        for i in range(window.model_combo.count())
+    )
+
+    window.remove_model(record.id)  # what "Remove" does once confirmed
+    assert window.catalog.find_by_path(found) is None
+    assert found.is_file()  # a discovered model's files are never deleted
+    assert "left where they are" in library.message.text()
+    window.remove_model(BUNDLED_ID)  # refused in plain words
+    assert "cannot be removed" in window.banner.text()
+    assert window.catalog.get(BUNDLED_ID)
+
+
+def test_leaving_a_chat_mid_answer_keeps_that_answer_there(qtbot, make_window):
+    window = make_window()
+    start_long_answer(qtbot, window, "Tell me about the sea.")
+    first = window.conversation.id
+    with qtbot.waitSignal(window.answer_finished, timeout=30_000) as blocker:
+        window.new_chat()
+    assert blocker.args[0] == "cancelled"
+    assert window.conversation is None and not window.chat.messages  # nothing leaked here
+    messages = window.history.messages(first)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].finish_reason == "cancelled" and messages[1].content.strip()
+    window.open_conversation(first)
+    assert window.chat.messages[-1].text() == messages[1].content

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.library_ops import describe_record, fit_of, human_params, human_size, reveal_folder
+from app.library_ops import Fit, describe_record, human_params, human_size, reveal_folder
 from app.settings import PRESETS, preset_params
 
 CUSTOM = "Custom"
@@ -220,9 +220,10 @@ class LibraryDialog(QDialog):
         "Location",
     )
 
-    def __init__(self, catalog: Any, parent: QWidget) -> None:
+    def __init__(self, catalog: Any, parent: QWidget, fits: dict[str, Fit] | None = None) -> None:
         super().__init__(parent)
         self.catalog = catalog
+        self.fits = fits if fits is not None else {}
         self.setWindowTitle("Model library")
         self.resize(980, 420)
         layout = QVBoxLayout(self)
@@ -278,7 +279,7 @@ class LibraryDialog(QDialog):
         records = self.catalog.list()
         self.table.setRowCount(len(records))
         for r, rec in enumerate(records):
-            fit = fit_of(rec)
+            fit = self.fits.get(rec.id, Fit("…", "estimating the memory it needs"))
             values = (
                 rec.name,
                 rec.format,

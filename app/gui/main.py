@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from . import theme
@@ -28,6 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.renderer._md = None  # re-create with the new code colours
 
     app.styleHints().colorSchemeChanged.connect(follow_system)
+
+    # Ctrl-C in the terminal and SIGTERM close the window properly (history saved, engine
+    # stopped); the timer lets Python's signal handlers run while Qt's loop waits.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: window.close())
+    tick = QTimer()
+    tick.start(250)
+    tick.timeout.connect(lambda: None)
     window.show()
     code = app.exec()
     window.shutdown()

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.history import Conversation, History, StoredMessage
-from app.library_ops import describe_record, fit_of
+from app.library_ops import Fit, describe_record, fit_of
 from app.settings import DEFAULT_PRESET, Settings, preset_params
 from models import BUNDLED_ID, Catalog, ModelRecord
 from models.errors import FiresideError
@@ -194,6 +194,8 @@ class MainWindow(QMainWindow):
         self._editing_position: int | None = None
         self._closing = False
         self._library: LibraryDialog | None = None
+        self._fits: dict[str, Fit] = {}  # memory-fit verdicts, computed off the GUI thread
+        self._fit_pending = False
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(FLUSH_MS)
@@ -456,13 +458,22 @@ class MainWindow(QMainWindow):
             self.model_combo.addItem("Opening the library…", None)
             return
         records = self.catalog.list()
+        missing = [r for r in records if r.id not in self._fits]
+        if missing and not self._fit_pending:
+            self._fit_pending = True
+            run_job(
+                lambda _j: {r.id: fit_of(r) for r in missing},
+                on_done=self._on_fits,
+                on_finished=lambda: setattr(self, "_fit_pending", False),
+                name="fireside-fit",
+            )
         wanted = select or (self.selected.id if self.selected else None)
         wanted = wanted or self.settings.get("model_id") or BUNDLED_ID
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         index = 0
         for i, rec in enumerate(records):
-            fit = fit_of(rec)
+            fit = self._fits.get(rec.id, Fit("unknown", "estimating the memory it needs…"))
             text = describe_record(rec)
             if fit.verdict != "unknown":
                 text += f" · {fit.verdict}"
@@ -475,6 +486,14 @@ class MainWindow(QMainWindow):
         self.model_combo.setCurrentIndex(index)
         self.model_combo.blockSignals(False)
         self.selected = records[index] if records else None
+
+    def _on_fits(self, fits: dict[str, Fit]) -> None:
+        self._fits.update(fits)
+        if not self._closing and self.generation is None:
+            self.refresh_models()
+        if self._library is not None:
+            self._library.fits = self._fits
+            self._library.refresh()
 
     def _on_model_chosen(self, index: int) -> None:
         model_id = self.model_combo.itemData(index)
@@ -1213,9 +1232,9 @@ class MainWindow(QMainWindow):
         if self.catalog is None:
             return None
         if self._library is None:
-            dialog = LibraryDialog(self.catalog, self)
+            dialog = LibraryDialog(self.catalog, self, self._fits)
             dialog.use_requested.connect(self.select_model)
-            dialog.remove_requested.connect(self.remove_model)
+            dialog.remove_requested.connect(self.confirm_remove_model)
             dialog.scan_requested.connect(self.scan_models)
             dialog.import_requested.connect(self.choose_model_file)
             dialog.renamed.connect(self.refresh_models)
@@ -1226,6 +1245,30 @@ class MainWindow(QMainWindow):
         self._library.show()
         self._library.raise_()
         return self._library
+
+    def confirm_remove_model(self, model_id: str) -> None:
+        if self.catalog is None:
+            return
+        try:
+            record = self.catalog.get(model_id)
+        except FiresideError as exc:
+            self.banner.show_message(str(exc), "error")
+            return
+        what = (
+            "Its files in the library will be deleted."
+            if record.owned
+            else f"Its files stay where they are ({record.path})."
+        )
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Remove model",
+            f"Remove {record.name} from your library? {what}",
+            QMessageBox.StandardButton.Cancel,
+            self._library or self,
+        )
+        remove = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
+        box.buttonClicked.connect(lambda b: self.remove_model(model_id) if b is remove else None)
+        box.open()
 
     def remove_model(self, model_id: str) -> None:
         from app.library_ops import remove_model

@@ -203,3 +203,12 @@ def test_cli_ctrl_c_cancels_and_leaves_nothing(hf_checkpoint: Path, tmp_path: Pa
     assert proc.returncode == 130, stderr
     assert "nothing was kept" in stderr
     assert leftovers(home / "models") == []
+
+
+def test_not_enough_space_is_a_plain_refusal(tmp_path: Path) -> None:
+    from quant import NotEnoughSpace
+    from quant.to_gguf import _check_space
+
+    _check_space(tmp_path, 1024)  # a small need fits
+    with pytest.raises(NotEnoughSpace, match="not enough free disk space.*-o"):
+        _check_space(tmp_path, 10**18)

@@ -28,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         palette = theme.apply(app)
         window.renderer.palette = palette
         window.renderer._md = None  # re-create with the new code colours
+        if window.conversation is not None and window.generation is None:
+            window.open_conversation(window.conversation.id)  # re-render in the new colours
 
     app.styleHints().colorSchemeChanged.connect(follow_system)
 

@@ -1090,11 +1090,12 @@ class MainWindow(QMainWindow):
         self.chat.set_busy(busy)
         self.model_combo.setEnabled(not busy)
         if self.ready_model is None and self.load_task is not None:
-            self.composer.setPlaceholderText("Loading the model… you can type already.")
+            placeholder = "Loading the model… you can type already."
         else:
-            self.composer.setPlaceholderText(
-                "Message the model… (Enter sends, Shift+Enter adds a line)"
-            )
+            placeholder = "Message the model… (Enter sends, Shift+Enter adds a line)"
+        if self.composer.placeholderText() != placeholder:
+            self.composer.setPlaceholderText(placeholder)
+            self.composer.viewport().update()  # Qt does not repaint a changed placeholder
 
     # -- adding models: drag-and-drop, file dialog, scan ---------------------------------
     @staticmethod

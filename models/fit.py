@@ -351,3 +351,17 @@ def estimate(
         record.id, engine, n_ctx, kv_dtype, weights, kv, overhead, typical, worst, mem, verdict,
         notes,
     )  # fmt: skip
+
+
+def verdict_for_download(size_bytes: int, kind: str) -> str:
+    """A quick verdict for a model known only by its download size (Hub search results).
+
+    Without the architecture, the KV cache and runtime are approximated as a share of the
+    weights plus a fixed runtime cost; ``estimate`` gives the real numbers once it is on disk.
+    """
+    engine = {"gguf": "llama.cpp", "mlx": "mlx"}.get(kind, "torch")
+    typical = int(size_bytes * 1.15) + 300_000_000
+    mem = available_memory(engine)
+    if typical > mem.available:
+        return "won't fit"
+    return "fits" if typical * 1.25 <= HEADROOM * mem.available else "tight"

@@ -16,26 +16,12 @@ _DETAIL_WORKERS = 4
 
 
 def fit_verdict(size_bytes: int | None, kind: str) -> str | None:
-    """HOOK: this machine's memory-fit verdict for a model of ``size_bytes`` on disk.
-
-    Calls ``models.fit.verdict_for_download(size_bytes, kind)`` once that module exists (it
-    is being written beside this one); until then, and when it cannot say, returns None and
-    the listing simply shows no verdict.
-    """
+    """This machine's memory-fit verdict for a model of ``size_bytes`` on disk (None: unknown)."""
     if not size_bytes:
         return None
-    try:
-        from .. import fit  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    func = getattr(fit, "verdict_for_download", None)
-    if func is None:
-        return None
-    try:
-        verdict = func(size_bytes, kind)
-    except Exception:
-        return None
-    return None if verdict is None else str(verdict)
+    from ..fit import verdict_for_download
+
+    return verdict_for_download(size_bytes, kind)
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,8 @@ class Engine:
     # -- process management --------------------------------------------------------------
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.is_alive() else None
+        proc = self._proc  # read once: another thread may close the engine meanwhile
+        return proc.pid if proc is not None and proc.is_alive() else None
 
     def _start(self) -> None:
         if self._proc is not None and self._proc.is_alive():
@@ -266,6 +267,16 @@ class Engine:
     def cancel(self) -> None:
         """Stop the current answer; its stream ends with finish_reason 'cancelled'."""
         self._cancel.set()
+
+    def kill(self) -> None:
+        """End the child at once, whatever it is doing (a load cannot be stopped politely).
+
+        The call in progress fails with :class:`EngineCrashed`; the next ``load`` starts a
+        fresh child. Safe from any thread.
+        """
+        proc = self._proc
+        if proc is not None and proc.is_alive():
+            proc.kill()
 
     def unload(self) -> None:
         with self._lock:

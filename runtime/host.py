@@ -6,6 +6,8 @@
         ...
     request.cancel()                                # from any thread: leaves the queue, or stops
                                                     # the engine; the iterator then ends
+    host.load(record, progress=..., cancel=event)   # load ahead of the first answer (the window)
+    host.info(record)                               # its ModelInfo while loaded, else None
     host.close()
 
 Rules it keeps:
@@ -54,7 +56,10 @@ class _Slot:
 
     @property
     def loaded(self) -> bool:
-        return self.engine is not None and self.engine.info is not None
+        """A model answered ``load`` and its child is still alive (a child that died while
+        idle, e.g. killed for memory, counts as unloaded: the next request loads again)."""
+        engine = self.engine
+        return engine is not None and engine.info is not None and engine.pid is not None
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class LoadedModel:
     queued: int
     idle_s: float
     info: ModelInfo | None
+    pid: int | None = None  # the engine child's process id while it runs
 
 
 class HostRequest:
@@ -201,6 +207,57 @@ class ModelHost:
         """A plain continuation of ``prompt`` (no chat template); starts when iterated."""
         return HostRequest(self, record, "complete", prompt, params, progress)
 
+    def load(
+        self,
+        record: ModelRecord,
+        *,
+        progress: Progress | None = None,
+        cancel: Any = None,
+    ) -> ModelInfo:
+        """Load ``record`` now, waiting its turn, so its first answer starts at once.
+
+        Returns at once if it is loaded already. ``cancel`` (anything with ``is_set()``) stops
+        the wait, or the load itself by ending the half-loaded child (a load cannot be stopped
+        politely); :class:`Cancelled` is raised then, and nothing stays loaded.
+        """
+        slot = self._acquire(record, cancel)
+        done = threading.Event()
+        watcher = None
+        if cancel is not None and not slot.loaded:
+
+            def watch() -> None:
+                while not done.wait(WAIT_POLL_S):
+                    if cancel.is_set() and slot.engine is not None:
+                        slot.engine.kill()  # again each poll: the child may start late
+
+            watcher = threading.Thread(target=watch, name="fireside-load-cancel", daemon=True)
+            watcher.start()
+        try:
+            try:
+                engine = self._ensure_loaded(slot, progress)
+            except FiresideError:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled(f"loading {record.name} was cancelled") from None
+                raise
+            if cancel is not None and cancel.is_set():  # it finished just as it was cancelled
+                self._close_engine(slot)
+                raise Cancelled(f"loading {record.name} was cancelled")
+            assert engine.info is not None
+            return engine.info
+        finally:
+            done.set()
+            if watcher is not None:
+                watcher.join()
+            self._release(slot)
+
+    def info(self, record: ModelRecord) -> ModelInfo | None:
+        """What the loaded ``record`` says about itself; None while it is not loaded."""
+        with self._cond:
+            slot = self._slots.get((record.id, record.path))
+            if slot is None or not slot.loaded:
+                return None
+            return slot.engine.info if slot.engine is not None else None
+
     def status(self) -> list[LoadedModel]:
         now = time.monotonic()
         with self._cond:
@@ -212,6 +269,7 @@ class ModelHost:
                     queued=len(s.waiting),
                     idle_s=0.0 if s.busy else now - s.last_used,
                     info=s.engine.info if s.engine is not None else None,
+                    pid=s.engine.pid if s.engine is not None else None,
                 )
                 for s in self._slots.values()
             ]
@@ -296,6 +354,8 @@ class ModelHost:
     def _ensure_loaded(self, slot: _Slot, progress: Progress | None) -> Engine:
         if slot.loaded:
             return slot.engine  # type: ignore[return-value]
+        if slot.engine is not None:
+            self._close_engine(slot)  # its child died while idle: start afresh
         self._make_room(slot)
         if slot.engine is None:
             slot.engine = self._engine_factory()

@@ -182,3 +182,70 @@ def test_unsafe_server_settings_are_refused():
         ServerConfig(cors_origins=("localhost:3000",))
     assert ServerConfig(host="0.0.0.0", api_key="a-long-key").loopback is False
     assert ServerConfig(host="::1").loopback and ServerConfig(host="localhost").loopback
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_load_ahead_with_progress_then_answer_in_the_same_engine(record):
+    """What the chat window does: load first (progress shown), then chat without a reload."""
+    with ModelHost(idle_unload_s=None, options=OPTS) as host:
+        assert host.info(record) is None
+        steps: list[tuple[int, int]] = []
+        info = host.load(record, progress=lambda d, t: steps.append((d, t)))
+        assert info.backend == "llama.cpp" and info.context_length == 1024
+        assert steps and steps[-1][0] == steps[-1][1]
+        assert host.info(record) == info
+        (status,) = host.status()
+        pid = status.pid
+        assert pid and psutil.pid_exists(pid)
+        assert host.load(record) == info  # loaded already: nothing happens
+        assert text_of(host.chat(record, QUESTION, SHORT)).strip()
+        (status,) = host.status()
+        assert status.pid == pid  # the same child answered
+
+
+def test_cancelled_load_leaves_nothing_loaded_and_the_next_load_works(record):
+    from models.errors import Cancelled
+
+    with ModelHost(idle_unload_s=None, options=OPTS) as host:
+        cancel = threading.Event()
+        pids: list[int] = []
+
+        def progress(_done: int, _total: int) -> None:
+            (status,) = host.status()
+            if status.pid:
+                pids.append(status.pid)
+            cancel.set()  # cancel as soon as the load reports anything
+
+        started = time.monotonic()
+        with pytest.raises(Cancelled, match="cancelled"):
+            host.load(record, progress=progress, cancel=cancel)
+        assert time.monotonic() - started < 30
+        assert host.info(record) is None and host.status() == []
+        assert pids and gone(pids[0])  # the half-loaded child was ended
+        with pytest.raises(Cancelled):  # cancelled before its turn: nothing starts
+            host.load(record, cancel=cancel)
+        assert host.load(record).backend == "llama.cpp"
+
+
+def test_a_child_that_died_while_idle_is_loaded_again(record):
+    import os
+    import signal
+
+    with ModelHost(idle_unload_s=None, options=OPTS) as host:
+        host.load(record)
+        (status,) = host.status()
+        os.kill(status.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while host.info(record) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert host.info(record) is None  # seen as unloaded, not as ready
+        answer = list(host.chat(record, QUESTION, SHORT))
+        assert answer[-1].finish_reason in ("stop", "length") and text_of(answer).strip()
+        (again,) = host.status()
+        assert again.loaded and again.pid != status.pid

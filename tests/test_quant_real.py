@@ -30,10 +30,11 @@ VARIED = (
     "for (int i = 0; i < n; ++i) { total += a[i] * 2; }  // done\t\ttabs\n\n"
     "  leading spaces, CAPS, it's, we'll; émigré Привет мир<|im_end|><|endoftext|>"
 )
-# Quality bounds: llama.cpp's own pipeline measured on these texts (the benchmark prints
-# both); ours is compared to the same ceiling.
-Q8_0_MAX_KL = 0.02
-Q4_K_M_MAX_KL = 0.25
+# Quality bounds: about twice what llama.cpp's own pipeline (convert_hf_to_gguf.py +
+# llama_model_quantize) scores on these texts, measured by tests/perf/test_convert_bench.py:
+# Q8_0 0.0054, Q4_K_M 0.069 (ours scored the same).
+Q8_0_MAX_KL = 0.011
+Q4_K_M_MAX_KL = 0.14
 
 
 @pytest.fixture(scope="session")

@@ -150,7 +150,7 @@ def shoot(out: Path, home: Path) -> int:
     )
     window.send("Tell me a story about a lighthouse.")
     wait(lambda: window.generation is not None and len(window.generation.parts) > 20)
-    os.kill(window.engine.pid, signal.SIGKILL)
+    os.kill(window.engine_pids()[0], signal.SIGKILL)
     wait(lambda: window.generation is None)
     snap("08-engine-crashed")
 

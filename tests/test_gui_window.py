@@ -1,7 +1,7 @@
 """The real window, offscreen, end to end with the bundled model (pytest-qt).
 
-One engine child is shared by the tests of this module (a fresh window each test), so the
-model is loaded once per test at most, not spawned each time.
+One model host (and so one engine child) is shared by the tests of this module (a fresh
+window each test), so the model is loaded once per module, not once per window.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from app.history import History  # noqa: E402
 from app.settings import Settings, preset_params  # noqa: E402
 from models import BUNDLED_ID  # noqa: E402
-from runtime import BackendOptions, Engine  # noqa: E402
+from runtime import BackendOptions, ModelHost  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
@@ -47,21 +47,23 @@ def home(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def engine(home):
-    with Engine() as eng:
-        yield eng
+def host(home):
+    with ModelHost(idle_unload_s=None, options=OPTIONS) as shared:
+        yield shared
 
 
 @pytest.fixture
-def make_window(qtbot, home, engine):
+def make_window(qtbot, home, host):
     from app.gui import theme
     from app.gui.window import MainWindow
 
     theme.apply(QApplication.instance())
     made = []
 
-    def make(wait_ready: bool = True, eng: Engine | None = None, fresh: bool = True) -> MainWindow:
-        window = MainWindow(engine=eng or engine, backend_options=OPTIONS)
+    def make(
+        wait_ready: bool = True, own: ModelHost | None = None, fresh: bool = True
+    ) -> MainWindow:
+        window = MainWindow(host=own or host)
         qtbot.addWidget(window)
         window.show()
         window.activateWindow()
@@ -305,13 +307,14 @@ def test_drop_a_corrupt_file_explains_and_adds_nothing(qtbot, make_window, tmp_p
 
 
 def test_killing_the_engine_mid_answer_keeps_the_conversation(qtbot, make_window):
-    own = Engine()  # killed here; the shared one stays healthy
+    own = ModelHost(idle_unload_s=None, options=OPTIONS)  # killed here; the shared one stays
     try:
-        window = make_window(eng=own)
+        window = make_window(own=own)
         ask(qtbot, window, "Say one word.")
         start_long_answer(qtbot, window)
+        (pid,) = window.engine_pids()
         with qtbot.waitSignal(window.answer_finished, timeout=30_000) as blocker:
-            os.kill(own.pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
         assert blocker.args[0] == "error"
         assert "SIGKILL" in window.banner.text() and "conversation is safe" in window.banner.text()
         messages = stored(window)
@@ -330,9 +333,9 @@ def test_killing_the_engine_mid_answer_keeps_the_conversation(qtbot, make_window
 
 
 def test_cancel_loading_then_load_again(qtbot, make_window):
-    own = Engine()
+    own = ModelHost(idle_unload_s=None, options=OPTIONS)
     try:
-        window = make_window(wait_ready=False, eng=own)
+        window = make_window(wait_ready=False, own=own)
         qtbot.waitUntil(lambda: window.task is not None, timeout=30_000)
         with qtbot.waitSignal(window.model_failed, timeout=30_000) as failed:
             qtbot.mouseClick(window.task_cancel, Qt.MouseButton.LeftButton)
@@ -341,6 +344,7 @@ def test_cancel_loading_then_load_again(qtbot, make_window):
         with qtbot.waitSignal(window.model_ready, timeout=60_000):
             qtbot.mouseClick(window.banner.action, Qt.MouseButton.LeftButton)
         assert window.ready_model == BUNDLED_ID
+        assert len(window.engine_pids()) == 1  # the cancelled load left no child behind
     finally:
         own.close()
 

@@ -1,15 +1,15 @@
 """The main window: conversations on the left, the chat in the middle, the model on top.
 
 Everything slow (loading a model, generating, importing, scanning) runs on a worker thread
-(:mod:`app.gui.worker`); the model itself runs in the engine's child process, so a crash
-there ends one answer, never the window or the history.
+(:mod:`app.gui.worker`); the model itself runs in an engine child process owned by one
+:class:`runtime.ModelHost`, so a crash there ends one answer, never the window or the
+history. The local API server (the Server menu) answers through the same host: the model the
+window has loaded is the one the server uses, never loaded twice.
 """
 
 from __future__ import annotations
 
 import base64
-import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +43,7 @@ from app.library_ops import Fit, describe_record, fit_of
 from app.settings import DEFAULT_PRESET, Settings, preset_params
 from models import BUNDLED_ID, Catalog, ModelRecord
 from models.errors import FiresideError
-from runtime import BackendOptions, Engine, GenerationParams
+from runtime import BackendOptions, GenerationParams, HostRequest, ModelHost, ModelInfo
 
 from . import theme
 from .chatview import ChatView, MessageWidget
@@ -138,6 +138,7 @@ class Generation:
     widget: MessageWidget | None
     model_id: str | None
     worker: Worker | None = None
+    request: HostRequest | None = None  # cancel() stops the answer
     pending: list[str] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
@@ -155,7 +156,7 @@ class Task:
 
 
 class MainWindow(QMainWindow):
-    """Fireside's window. ``engine``/``catalog``/``history`` may be given (tests share them)."""
+    """Fireside's window. ``host``/``catalog``/``history`` may be given (tests share them)."""
 
     answer_finished = Signal(str)  # finish reason (tests and scripts wait on it)
     model_ready = Signal(str)  # model id
@@ -168,7 +169,7 @@ class MainWindow(QMainWindow):
         catalog: Catalog | None = None,
         history: History | None = None,
         settings: Settings | None = None,
-        engine: Engine | None = None,
+        host: ModelHost | None = None,
         autoload: bool = True,
         backend_options: BackendOptions | None = None,
     ) -> None:
@@ -178,9 +179,10 @@ class MainWindow(QMainWindow):
         self.catalog: Catalog | None = catalog if catalog or autoload else Catalog()
         self.history = history or History()
         self.settings = settings or Settings()
-        self.engine = engine or Engine()
-        self._owns_engine = engine is None
-        self.backend_options = backend_options  # None: the engine's defaults
+        # The window's model stays loaded until another is chosen (no idle unloading); the
+        # server shares this host. ``backend_options`` only shape a host the window makes.
+        self.host = host or ModelHost(idle_unload_s=None, options=backend_options)
+        self._owns_host = host is None
         self.renderer = MarkdownRenderer(theme.DARK if self._dark() else theme.LIGHT)
         self.conversation: Conversation | None = None
         self._draft = self._new_chat_defaults()  # settings of a chat not yet saved
@@ -190,7 +192,7 @@ class MainWindow(QMainWindow):
         self.library_task: Task | None = None  # importing or scanning
         self.task: Task | None = None  # the one the top bar shows (the latest running)
         self.selected: ModelRecord | None = None
-        self.ready_model: str | None = None
+        self.ready_record: ModelRecord | None = None  # the model loaded for this window
         self._editing_position: int | None = None
         self._closing = False
         self._library: LibraryDialog | None = None
@@ -214,6 +216,20 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._after_show)
 
     # -- construction --------------------------------------------------------------------
+    @property
+    def ready_model(self) -> str | None:
+        """The id of the model loaded for this window (None while none is ready)."""
+        return self.ready_record.id if self.ready_record is not None else None
+
+    def loaded_info(self) -> ModelInfo | None:
+        """The ready model's ModelInfo while its engine runs; None after a crash."""
+        record = self.ready_record
+        return self.host.info(record) if record is not None else None
+
+    def engine_pids(self) -> list[int]:
+        """The engine child processes the host runs now (tests and screenshots kill them)."""
+        return [s.pid for s in self.host.status() if s.pid]
+
     def _dark(self) -> bool:
         from PySide6.QtWidgets import QApplication
 
@@ -440,7 +456,8 @@ class MainWindow(QMainWindow):
         self.save_state()
         gen = self.generation
         if gen is not None and gen.worker is not None:
-            self.engine.cancel()
+            if gen.request is not None:
+                gen.request.cancel()
             gen.worker.wait(5)
             # The last chunks are still queued for the GUI thread; finish the answer now.
             self._finish_generation(gen.last, forced=True)
@@ -448,8 +465,8 @@ class MainWindow(QMainWindow):
             if task is not None:
                 self._cancel(task)
                 task.worker.wait(5)
-        if self._owns_engine:
-            self.engine.close()
+        if self._owns_host:
+            self.host.close()
 
     # -- models --------------------------------------------------------------------------
     def refresh_models(self, select: str | None = None) -> None:
@@ -497,7 +514,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_chosen(self, index: int) -> None:
         model_id = self.model_combo.itemData(index)
-        if model_id and (self.ready_model != model_id or self.engine.info is None):
+        if model_id and (self.ready_model != model_id or self.loaded_info() is None):
             self.select_model(model_id)
 
     def select_model(self, model_id: str) -> None:
@@ -528,18 +545,14 @@ class MainWindow(QMainWindow):
             return
         if self.load_task is not None:
             self._cancel(self.load_task)
-        engine = self.engine
-        options = self.backend_options
-        self.ready_model = None
+        host = self.host
+        self.ready_record = None
         self.status.setText("")
 
         def job(j: Any) -> Any:
-            def progress(done: int, total: int) -> None:
-                j.progress(done, total)
-                if j.cancel.is_set():
-                    _kill_engine(engine)
-
-            return engine.load(record, options, progress=progress)
+            # Waits its turn if the server is answering with this model; a cancel ends the
+            # half-loaded engine child (a load cannot be stopped politely).
+            return host.load(record, progress=j.progress, cancel=j.cancel)
 
         worker = Worker(job, name="fireside-load")  # started once connected
         task = Task("load", worker, record)
@@ -555,7 +568,7 @@ class MainWindow(QMainWindow):
         self._task_ended(task)
         if task.worker.cancelled or self._closing:
             return
-        self.ready_model = task.record.id if task.record else None
+        self.ready_record = task.record
         self.settings.set("model_id", self.ready_model)
         self.status.setText(f"Ready · {info.backend} · context {info.context_length:,}")
         self.status.setToolTip(task.record.path if task.record else "")
@@ -611,9 +624,7 @@ class MainWindow(QMainWindow):
         self._update_controls()
 
     def _cancel(self, task: Task) -> None:
-        task.worker.cancel()
-        if task.kind == "load":
-            _kill_engine(self.engine)  # a load cannot be interrupted politely; a fresh one follows
+        task.worker.cancel()  # a load's cancel ends its half-loaded engine (ModelHost.load)
 
     def cancel_task(self) -> None:
         """The top bar's Cancel: stop what it shows."""
@@ -722,7 +733,8 @@ class MainWindow(QMainWindow):
         self._cancel_edit()
         gen = self.generation
         if gen is not None:
-            self.engine.cancel()
+            if gen.request is not None:
+                gen.request.cancel()
             gen.widget = None  # it finishes in the background and is saved to its chat
 
     def open_conversation(self, conv_id: int) -> None:
@@ -850,7 +862,9 @@ class MainWindow(QMainWindow):
     def _can_send(self) -> bool:
         if self.generation is not None:
             return False
-        if self.ready_model is None or self.engine.info is None:
+        # A model the server unloaded meanwhile (to make room for another) is loaded again
+        # by the answer itself; only a crash or a failed load clears ready_record.
+        if self.ready_record is None:
             if self.load_task is None:
                 self.banner.show_message(
                     "No model is loaded.", "warning", "Load it", self.load_selected
@@ -885,10 +899,12 @@ class MainWindow(QMainWindow):
         self.chat.scroll_to_bottom()
         gen = Generation(conv.id, widget, self.ready_model)
         self.generation = gen
-        engine = self.engine
+        assert self.ready_record is not None
+        request = self.host.chat(self.ready_record, messages, params)
+        gen.request = request
 
         def job(_j: Any) -> Any:
-            return engine.stream(messages, params)
+            return iter(request)  # chunks as they come; waits its turn behind the server
 
         worker = Worker(job, name="fireside-generate")
         gen.worker = worker
@@ -939,7 +955,7 @@ class MainWindow(QMainWindow):
         widget = gen.widget
         if widget is not None:
             widget.body.end_stream(text)
-        crashed = reason == "error" and self.engine.info is None
+        crashed = reason == "error" and self.loaded_info() is None
         if text.strip() or reason == "error":
             if text.strip():
                 self.history.add_message(
@@ -970,14 +986,14 @@ class MainWindow(QMainWindow):
                 widget.show_notice(error, error=True)
                 widget.load_again_button.setVisible(crashed)
         if crashed:
-            self.ready_model = None
+            self.ready_record = None
             self.status.setText("Not loaded (the engine stopped)")
             self.banner.show_message(
                 error or "The engine stopped.", "error", "Load the model again", self.load_selected
             )
         elif reason == "error" and error:
             self.banner.show_message(error, "error")
-        if chunk is not None and self.engine.info is not None:
+        if chunk is not None and self.loaded_info() is not None:
             self._set_meter(chunk.prompt_tokens + chunk.completion_tokens, self._context_length())
         if self.conversation and self.conversation.id == gen.conversation_id:
             self.conversation = self.history.get(gen.conversation_id)
@@ -994,9 +1010,9 @@ class MainWindow(QMainWindow):
         if gen.widget is not None:
             gen.widget.body.end_stream()
             gen.widget.show_notice(message, error=True)
-            gen.widget.load_again_button.setVisible(self.engine.info is None)
-        if self.engine.info is None:
-            self.ready_model = None
+            gen.widget.load_again_button.setVisible(self.loaded_info() is None)
+        if self.loaded_info() is None:
+            self.ready_record = None
             self.status.setText("Not loaded")
         self.banner.show_message(message, "error")
         self._update_controls()
@@ -1008,8 +1024,9 @@ class MainWindow(QMainWindow):
 
     def stop(self) -> None:
         """Stop the answer being written (Esc); what was written so far is kept."""
-        if self.generation is not None:
-            self.engine.cancel()
+        gen = self.generation
+        if gen is not None and gen.request is not None:
+            gen.request.cancel()
 
     def regenerate(self) -> None:
         """Answer the last question again (the last answer is replaced)."""
@@ -1048,8 +1065,9 @@ class MainWindow(QMainWindow):
 
     # -- context meter -------------------------------------------------------------------
     def _context_length(self) -> int:
-        if self.engine.info is not None:
-            return self.engine.info.context_length
+        info = self.loaded_info()
+        if info is not None:
+            return info.context_length
         if self.selected is not None and self.selected.context_length:
             return min(self.selected.context_length, 8192)
         return 0
@@ -1287,8 +1305,10 @@ class MainWindow(QMainWindow):
             self.banner.show_message(str(exc), "error")
             return
         if model_id == self.ready_model:
-            self.engine.unload()
-            self.ready_model = None
+            host = self.host
+            # Off the GUI thread: it waits for an answer the server may be writing with it.
+            run_job(lambda _j: host.unload(model_id), name="fireside-unload")
+            self.ready_record = None
             self.status.setText("Not loaded")
         if self.selected is not None and self.selected.id == model_id:
             self.selected = None
@@ -1296,15 +1316,6 @@ class MainWindow(QMainWindow):
         if self._library is not None:
             self._library.refresh()
             self._library.show_message(message[0].upper() + message[1:] + ".")
-
-
-def _kill_engine(engine: Engine) -> None:
-    pid = engine.pid
-    if pid:
-        try:
-            os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
-        except ProcessLookupError:
-            pass
 
 
 def sentence(text: str) -> str:

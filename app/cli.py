@@ -33,6 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def apply_offline_mode() -> bool:
+    """When offline mode is on (the setting or $HF_HUB_OFFLINE), make it hold for every
+    library in this process and the engines it starts. True when it is on."""
+    from models.hub import enforce_offline, is_offline
+
+    if is_offline():
+        enforce_offline()
+        return True
+    return False
+
+
 def open_gui() -> int:
     try:
         gui = importlib.import_module("app.gui.main")
@@ -49,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "offline":  # that one reports the setting, not this process's switch
+        apply_offline_mode()
     if args.command is None:
         return open_gui()
     try:

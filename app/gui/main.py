@@ -20,6 +20,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     theme.apply(app)
     app.setWindowIcon(theme.app_icon())
 
+    from app.cli import apply_offline_mode
+
+    apply_offline_mode()  # before the window starts any engine (children inherit it)
+
     from .window import MainWindow
 
     window = MainWindow()

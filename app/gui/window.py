@@ -49,6 +49,7 @@ from . import theme
 from .chatview import ChatView, MessageWidget
 from .dialogs import ConversationSettingsDialog, ImportChoiceDialog, LibraryDialog
 from .markdown import MarkdownRenderer
+from .server_panel import ServerDialog, ServerSettingsDialog, server_settings
 from .worker import Worker, run_job
 
 FLUSH_MS = 30  # streamed text reaches the screen at most this often (one frame or two)
@@ -162,6 +163,7 @@ class MainWindow(QMainWindow):
     model_ready = Signal(str)  # model id
     model_failed = Signal(str)  # message
     import_done = Signal(object)  # list of records, or an exception
+    server_changed = Signal(str)  # the API's base URL once serving; "" once stopped or failed
 
     def __init__(
         self,
@@ -198,6 +200,12 @@ class MainWindow(QMainWindow):
         self._library: LibraryDialog | None = None
         self._fits: dict[str, Fit] = {}  # memory-fit verdicts, computed off the GUI thread
         self._fit_pending = False
+        self.server: Any = None  # app.server.LocalServer while serving
+        self._server_catalog: Catalog | None = None  # the server's own library connection
+        self._server_job: Worker | None = None  # starting or stopping it
+        self._server_starting = False
+        self._server_made: dict[str, Any] = {}  # what a start job made (for a shutdown mid-start)
+        self.server_dialog: ServerDialog | None = None
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(FLUSH_MS)
@@ -208,6 +216,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._build()
         self._build_menus()
+        self._build_status_bar()
         self.refresh_models()
         self.refresh_conversations()
         self._restore_geometry()
@@ -355,6 +364,17 @@ class MainWindow(QMainWindow):
         add.triggered.connect(self.choose_model_file)
         file_menu.addAction(add)
         file_menu.addSeparator()
+        from models.hub import is_offline
+
+        self.offline_action = QAction("Offline mode", self, checkable=True)
+        self.offline_action.setToolTip(
+            "Make no network request at all (no Hub search or download). "
+            "Models run on this computer either way."
+        )
+        self.offline_action.setChecked(is_offline())
+        self.offline_action.triggered.connect(self.set_offline)
+        file_menu.addAction(self.offline_action)
+        file_menu.addSeparator()
         quit_action = QAction("Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
@@ -384,12 +404,52 @@ class MainWindow(QMainWindow):
         reload_action.triggered.connect(self.load_selected)
         model_menu.addAction(reload_action)
 
-        # The local OpenAI-compatible API (app/server.py) gets its switch here.
+        # The local OpenAI-compatible API (app/server.py), sharing this window's model host.
         server_menu = bar.addMenu("&Server")
-        self.server_action = QAction("Serve the local API (127.0.0.1)", self, checkable=True)
-        self.server_action.setEnabled(False)
-        self.server_action.setToolTip("The OpenAI-compatible server is not part of this build yet")
+        self.server_action = QAction("Serve the local API", self, checkable=True)
+        self.server_action.setToolTip(
+            "Let editors, scripts and agents use your models over the OpenAI API"
+        )
+        self.server_action.triggered.connect(self.set_serving)
         server_menu.addAction(self.server_action)
+        self.server_info_action = QAction("Address and snippet…", self)
+        self.server_info_action.triggered.connect(self.show_server_dialog)
+        self.server_info_action.setEnabled(False)
+        server_menu.addAction(self.server_info_action)
+        server_settings_action = QAction("Server settings…", self)
+        server_settings_action.triggered.connect(self.open_server_settings)
+        server_menu.addAction(server_settings_action)
+
+    def _build_status_bar(self) -> None:
+        """Shown only while there is something to say: the API's address, offline mode."""
+        bar = self.statusBar()
+        bar.setSizeGripEnabled(False)
+        self.server_button = QPushButton()
+        self.server_button.setObjectName("serverStatus")
+        self.server_button.setFlat(True)
+        self.server_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.server_button.setToolTip("The address, and a snippet to paste")
+        self.server_button.clicked.connect(self.show_server_dialog)
+        self.offline_label = QLabel("Offline mode")
+        self.offline_label.setObjectName("offlineStatus")
+        self.offline_label.setToolTip("Fireside makes no network request (File ▸ Offline mode)")
+        bar.addPermanentWidget(self.server_button)
+        bar.addPermanentWidget(self.offline_label)
+        self._update_status_bar()
+
+    def _update_status_bar(self) -> None:
+        server = self.server
+        if server is not None:
+            self.server_button.setText(f"● Serving the API at {server.base_url}")
+        elif self._server_job is not None:
+            self.server_button.setText(
+                "Starting the API…" if self._server_starting else "Stopping the API…"
+            )
+        serving = server is not None or self._server_job is not None
+        offline = self.offline_action.isChecked()
+        self.server_button.setVisible(serving)
+        self.offline_label.setVisible(offline)
+        self.statusBar().setVisible(serving or offline)
 
     # -- start-up and shutdown -----------------------------------------------------------
     def _after_show(self) -> None:
@@ -465,8 +525,174 @@ class MainWindow(QMainWindow):
             if task is not None:
                 self._cancel(task)
                 task.worker.wait(5)
+        self._stop_server_now()
         if self._owns_host:
             self.host.close()
+
+    # -- the local API and offline mode -------------------------------------------------
+    def set_serving(self, on: bool) -> None:
+        """The Server menu's switch: start or stop the local API (off the GUI thread)."""
+        if on:
+            self.start_server()
+        else:
+            self.stop_server()
+
+    def start_server(self) -> None:
+        if self.server is not None or self._server_job is not None or self._closing:
+            self._sync_server_action()
+            return
+        values = server_settings(self.settings)
+        host = self.host
+        made: dict[str, Any] = {}
+        self._server_made = made
+
+        def job(_j: Any) -> Any:
+            from app.server import LocalServer, ServerConfig
+
+            config = ServerConfig(**values, idle_unload_s=None)
+            made["catalog"] = catalog = Catalog()  # its own connection, used on its thread
+            made["server"] = server = LocalServer(config, host=host, catalog=catalog)
+            try:
+                server.start()
+            except BaseException:
+                catalog.close()
+                made.clear()
+                raise
+            return made
+
+        worker = Worker(job, name="fireside-server-start")
+        self._server_job = worker
+        self._server_starting = True
+        worker.done.connect(self._on_server_started)
+        worker.failed.connect(self._on_server_failed)
+        worker.finished.connect(self._on_server_job_ended)
+        self._sync_server_action()
+        worker.start()
+
+    def _on_server_started(self, made: dict[str, Any]) -> None:
+        self._server_job = None
+        self._server_starting = False
+        if self._closing:
+            return  # shutdown stops it (_stop_server_now)
+        self._server_made = {}
+        self.server, self._server_catalog = made["server"], made["catalog"]
+        self._sync_server_action()
+        self.server_changed.emit(self.server.base_url)
+        self.show_server_dialog()
+
+    def _on_server_failed(self, exc: BaseException) -> None:
+        self._server_job = None
+        self._server_starting = False
+        self._server_made = {}
+        self._sync_server_action()
+        message = str(exc) if isinstance(exc, FiresideError) else f"{type(exc).__name__}: {exc}"
+        self.banner.show_message(
+            f"The local API could not start: {message}",
+            "error",
+            "Server settings",
+            self.open_server_settings,
+        )
+        self.server_changed.emit("")
+
+    def _on_server_job_ended(self) -> None:
+        """``finished`` of a start job (after done/failed; a no-op unless both were lost)."""
+        if self._server_job is not None and not self._server_job.running:
+            self._server_job = None
+            self._server_starting = False
+            self._sync_server_action()
+
+    def stop_server(self) -> None:
+        server, catalog = self.server, self._server_catalog
+        if server is None or self._server_job is not None:
+            self._sync_server_action()
+            return
+        self.server = self._server_catalog = None
+        if self.server_dialog is not None:
+            self.server_dialog.close()
+
+        worker = Worker(lambda _j: _stop_local_server(server, catalog), name="fireside-server-stop")
+        self._server_job = worker
+        worker.finished.connect(self._on_server_stopped)
+        self._sync_server_action()
+        worker.start()
+
+    def _on_server_stopped(self) -> None:
+        self._server_job = None
+        self._sync_server_action()
+        if not self._closing:
+            self.server_changed.emit("")
+
+    def _stop_server_now(self) -> None:
+        """At shutdown: wait for a start or stop in flight, then stop what is serving."""
+        job = self._server_job
+        if job is not None:
+            job.wait(20)
+        made = self._server_made
+        if made.get("server") is not None:
+            _stop_local_server(made["server"], made["catalog"])
+        if self.server is not None:
+            _stop_local_server(self.server, self._server_catalog)
+        self.server = self._server_catalog = None
+        self._server_made = {}
+
+    def _sync_server_action(self) -> None:
+        busy = self._server_job is not None
+        self.server_action.setEnabled(not busy)
+        self.server_action.setChecked(self.server is not None or self._server_starting)
+        self.server_info_action.setEnabled(self.server is not None)
+        self._update_status_bar()
+
+    def show_server_dialog(self) -> ServerDialog | None:
+        server = self.server
+        if server is None:
+            return None
+        model_id = self.ready_model or (self.selected.id if self.selected else None)
+        if self.server_dialog is not None:
+            self.server_dialog.close()
+            self.server_dialog.deleteLater()
+        dialog = ServerDialog(
+            server.base_url, server.snippet(model_id), self, key=bool(server.config.api_key)
+        )
+        dialog.stop_requested.connect(self.stop_server)
+        self.server_dialog = dialog
+        dialog.show()
+        return dialog
+
+    def open_server_settings(self) -> ServerSettingsDialog:
+        dialog = ServerSettingsDialog(self.settings, self, running=self.server is not None)
+        dialog.saved.connect(self._save_server_settings)
+        dialog.open()
+        return dialog
+
+    def _save_server_settings(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            self.settings.set(key, value)
+        try:
+            self.settings.save()
+        except OSError as exc:
+            self.banner.show_message(f"The settings could not be saved: {exc}", "error")
+
+    def set_offline(self, on: bool) -> None:
+        """File ▸ Offline mode: the same setting as ``fireside offline on|off``."""
+        from models.hub import enforce_offline, is_offline, relax_offline
+
+        self.settings.set("offline", bool(on))
+        try:
+            self.settings.save()
+        except OSError as exc:
+            self.banner.show_message(f"The settings could not be saved: {exc}", "error")
+        if on:
+            enforce_offline()  # engines started from now on inherit it
+        else:
+            relax_offline()
+            if is_offline():
+                self.banner.show_message(
+                    "HF_HUB_OFFLINE is set in the environment Fireside was started from, so "
+                    "offline mode stays on until Fireside is started without it.",
+                    "info",
+                )
+        self.offline_action.setChecked(is_offline())
+        self._update_status_bar()
 
     # -- models --------------------------------------------------------------------------
     def refresh_models(self, select: str | None = None) -> None:
@@ -1316,6 +1542,13 @@ class MainWindow(QMainWindow):
         if self._library is not None:
             self._library.refresh()
             self._library.show_message(message[0].upper() + message[1:] + ".")
+
+
+def _stop_local_server(server: Any, catalog: Catalog | None) -> None:
+    """Stop a LocalServer the window started (the shared host stays) and close its catalog."""
+    server.stop()
+    if catalog is not None:
+        catalog.close()
 
 
 def sentence(text: str) -> str:

@@ -10,6 +10,7 @@ from .config import (
     enforce_offline,
     is_offline,
     read_settings,
+    relax_offline,
     set_offline_setting,
 )
 from .download import Meter, PullPlan, PullResult, parse_ref, plan_pull, pull, pull_plan
@@ -66,5 +67,6 @@ __all__ = [
     "read_settings",
     "search",
     "select_files",
+    "relax_offline",
     "set_offline_setting",
 ]

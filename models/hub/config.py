@@ -72,13 +72,35 @@ def is_offline(explicit: bool | None = None) -> bool:
     return bool(read_settings().get(SETTING_OFFLINE, False))
 
 
+_ENV_BEFORE_ENFORCE: list[str | None] = []  # $HF_HUB_OFFLINE before enforce_offline()
+
+
+def _set_hub_switch(value: bool) -> None:
+    import sys
+
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = value
+
+
 def enforce_offline() -> None:
     """Make offline mode hold for every library in this process (transformers, mlx-lm...),
     not only for Fireside's own code: sets ``HF_HUB_OFFLINE=1`` and, if huggingface_hub is
     already imported, its module-level switch. Call it at start-up when offline mode is on."""
-    import sys
-
+    if not _ENV_BEFORE_ENFORCE:
+        _ENV_BEFORE_ENFORCE.append(os.environ.get("HF_HUB_OFFLINE"))
     os.environ["HF_HUB_OFFLINE"] = "1"
-    constants = sys.modules.get("huggingface_hub.constants")
-    if constants is not None:
-        constants.HF_HUB_OFFLINE = True
+    _set_hub_switch(True)
+
+
+def relax_offline() -> None:
+    """Undo :func:`enforce_offline` when offline mode is turned off while the app runs:
+    ``$HF_HUB_OFFLINE`` goes back to what it was before (a value set in the shell stays)."""
+    if not _ENV_BEFORE_ENFORCE:
+        return
+    before = _ENV_BEFORE_ENFORCE.pop()
+    if before is None:
+        os.environ.pop("HF_HUB_OFFLINE", None)
+    else:
+        os.environ["HF_HUB_OFFLINE"] = before
+    _set_hub_switch(_truthy(before) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE")))

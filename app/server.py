@@ -803,15 +803,19 @@ class LocalServer:
         if key and not reveal_key:
             key, py_key = "$FIRESIDE_API_KEY", 'os.environ["FIRESIDE_API_KEY"]'
             py_import = "import os\n"
-        auth = f' -H "Authorization: Bearer {key}"' if key else ""
+        auth = f' \\\n  -H "Authorization: Bearer {key}"' if key else ""
         body = json.dumps({"model": model_id, "messages": [{"role": "user", "content": "Hello!"}]})
+        # Short lines: it is shown in the window's dialog and printed by ``fireside serve``.
         return (
-            f'curl {self.base_url}/chat/completions -H "Content-Type: application/json"'
-            f"{auth} -d '{body}'\n\n"
-            f"{py_import}from openai import OpenAI\n"
+            f"curl {self.base_url}/chat/completions \\\n"
+            f'  -H "Content-Type: application/json"{auth} \\\n'
+            f"  -d '{body}'\n\n"
+            f"{py_import}from openai import OpenAI\n\n"
             f'client = OpenAI(base_url="{self.base_url}", api_key={py_key})\n'
-            f'reply = client.chat.completions.create(model="{model_id}", '
-            f'messages=[{{"role": "user", "content": "Hello!"}}])\n'
+            f"reply = client.chat.completions.create(\n"
+            f'    model="{model_id}",\n'
+            f'    messages=[{{"role": "user", "content": "Hello!"}}],\n'
+            f")\n"
             f"print(reply.choices[0].message.content)\n"
         )
 

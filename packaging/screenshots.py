@@ -9,7 +9,7 @@
 (or pass ``--xvfb`` to have the script start and stop Xvfb itself). Uses a private temporary
 FIRESIDE_HOME and the bundled model; writes PNGs (default: build/screenshots/):
 01-first-start, 02-streaming, 03-answer, 04-settings, 05-library, 06-drop-import,
-07-bad-file, 08-engine-crashed, 09-dark.
+07-bad-file, 08-engine-crashed, 09-dark, 10-serving.
 """
 
 from __future__ import annotations
@@ -28,6 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 QUESTION = "Write a short Python function that checks whether a number is prime, and explain it."
+
+
+def port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def main() -> int:
@@ -162,6 +173,23 @@ def shoot(out: Path, home: Path) -> int:
     wait(lambda: window.ready_model is not None)
     window.open_conversation(window.conversation.id)  # re-render with the dark code colours
     snap("09-dark")
+
+    theme.apply(app, dark=False)
+    window.renderer.palette = theme.LIGHT
+    window.renderer._md = None
+    window.open_conversation(window.conversation.id)
+    window.new_chat()
+    window.settings.set("server_port", 8080 if port_free(8080) else 0)
+    served = []
+    window.server_changed.connect(served.append)
+    window.server_action.trigger()  # Server > Serve the local API
+    wait(lambda: bool(served))
+    if not served[0]:
+        raise SystemExit(f"the server did not start: {window.banner.text()}")
+    window.server_dialog.move(window.x() + 330, window.y() + 170)
+    snap("10-serving")
+    window.stop_server()
+    wait(lambda: len(served) > 1)
 
     window.close()
     return 0

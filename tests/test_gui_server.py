@@ -6,8 +6,11 @@ one the API uses, in the same engine child (no second process, no second load).
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
+import subprocess
 
 import httpx
 import psutil
@@ -117,6 +120,13 @@ def test_server_switch_serves_the_loaded_model_from_the_same_engine(qtbot, make_
     body = reply.json()
     assert body["choices"][0]["message"]["content"].strip()
     assert body["usage"]["completion_tokens"] > 0
+
+    if shutil.which("curl") and shutil.which("sh"):  # the snippet works as pasted
+        curl = snippet.split("\n\n")[0]
+        assert curl.startswith("curl ")
+        pasted = subprocess.run(["sh", "-c", curl], capture_output=True, text=True, timeout=120)
+        assert pasted.returncode == 0, pasted.stderr
+        assert json.loads(pasted.stdout)["choices"][0]["message"]["content"].strip()
 
     # the same engine answered: one model loaded, the same child, no new process
     (after,) = window.host.status()

@@ -49,7 +49,7 @@ class ServerDialog(QDialog):
     def __init__(self, base_url: str, snippet: str, parent: QWidget, *, key: bool) -> None:
         super().__init__(parent)
         self.setWindowTitle("Local API")
-        self.setMinimumWidth(640)
+        self.setMinimumWidth(720)
         layout = QVBoxLayout(self)
         intro = QLabel(
             "Fireside is serving your library over the OpenAI API. Editors, scripts and "
@@ -75,7 +75,7 @@ class ServerDialog(QDialog):
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         mono.setStyleHint(QFont.StyleHint.Monospace)
         self.snippet.setFont(mono)
-        self.snippet.setMinimumHeight(170)
+        self.snippet.setMinimumHeight(250)
         layout.addWidget(self.snippet, 1)
         row = QHBoxLayout()
         self.copy_button = QPushButton("Copy the snippet")

@@ -60,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "offline":  # that one reports the setting, not this process's switch
+    # `offline` reports the setting, not this process's switch; the window applies it itself
+    # once it is shown (app.gui.main), so that start-up stays quick.
+    if args.command not in (None, "offline"):
         apply_offline_mode()
     if args.command is None:
         return open_gui()

@@ -199,7 +199,8 @@ def test_offline_mode_item_persists_and_holds_for_the_process(qtbot, make_window
 
     again = make_window(wait_ready=False)
     assert Settings().get("offline") is True
-    assert again.offline_action.isChecked() and again.offline_label.isVisibleTo(again)
+    assert again.offline_action.isChecked()
+    qtbot.waitUntil(lambda: again.offline_label.isVisibleTo(again), timeout=5_000)
     again.offline_action.trigger()
     assert Settings().get("offline") is False and not models.hub.is_offline()
     assert "HF_HUB_OFFLINE" not in os.environ and hub_constants.HF_HUB_OFFLINE is False

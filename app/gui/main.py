@@ -20,10 +20,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     theme.apply(app)
     app.setWindowIcon(theme.app_icon())
 
-    from app.cli import apply_offline_mode
-
-    apply_offline_mode()  # before the window starts any engine (children inherit it)
-
     from .window import MainWindow
 
     window = MainWindow()
@@ -45,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     tick.start(250)
     tick.timeout.connect(lambda: None)
     window.show()
+    from app.cli import apply_offline_mode
+
+    apply_offline_mode()  # before the window starts an engine (children inherit it)
     code = app.exec()
     window.shutdown()
     return int(code)

@@ -221,6 +221,7 @@ class MainWindow(QMainWindow):
         self.refresh_conversations()
         self._restore_geometry()
         self._update_controls()
+        QTimer.singleShot(0, self._read_offline_mode)  # after the window is shown
         if autoload:
             QTimer.singleShot(0, self._after_show)
 
@@ -364,14 +365,12 @@ class MainWindow(QMainWindow):
         add.triggered.connect(self.choose_model_file)
         file_menu.addAction(add)
         file_menu.addSeparator()
-        from models.hub import is_offline
-
         self.offline_action = QAction("Offline mode", self, checkable=True)
         self.offline_action.setToolTip(
             "Make no network request at all (no Hub search or download). "
             "Models run on this computer either way."
         )
-        self.offline_action.setChecked(is_offline())
+        self.offline_action.setChecked(bool(self.settings.get("offline")))  # env: just below
         self.offline_action.triggered.connect(self.set_offline)
         file_menu.addAction(self.offline_action)
         file_menu.addSeparator()
@@ -671,6 +670,22 @@ class MainWindow(QMainWindow):
             self.settings.save()
         except OSError as exc:
             self.banner.show_message(f"The settings could not be saved: {exc}", "error")
+
+    def _read_offline_mode(self) -> None:
+        """The item shows offline mode as it holds (the setting, or $HF_HUB_OFFLINE); read
+        on a worker, as importing models.hub would add to the start-up."""
+
+        def job(_j: Any) -> bool:
+            from models.hub import is_offline
+
+            return is_offline()
+
+        def show(on: bool) -> None:
+            if not self._closing:
+                self.offline_action.setChecked(on)
+                self._update_status_bar()
+
+        run_job(job, on_done=show, name="fireside-offline")
 
     def set_offline(self, on: bool) -> None:
         """File ▸ Offline mode: the same setting as ``fireside offline on|off``."""

@@ -313,6 +313,14 @@ def _folder_size(files: tuple[Path, ...], folder: Path) -> int:
     return total
 
 
+def _written_by_mlx(ckpt: HFCheckpoint) -> bool:
+    """mlx-lm marks the safetensors it writes with ``{"format": "mlx"}`` in their metadata."""
+    from .hf import read_safetensors_header
+
+    first = ckpt.weight_files[0] if ckpt.weight_files else None
+    return first is not None and read_safetensors_header(first).metadata.get("format") == "mlx"
+
+
 def _describe_folder(folder: Path, source: str) -> ModelRecord:
     config = read_hf_config(folder)
     ckpt = read_hf_folder(folder)
@@ -325,6 +333,8 @@ def _describe_folder(folder: Path, source: str) -> ModelRecord:
         quant = f"{bits}-bit" + (f" g{q['group_size']}" if _int(q.get("group_size")) else "")
     else:
         fmt, params = ckpt.format, ckpt.parameter_count
+        if fmt == "hf-safetensors" and _written_by_mlx(ckpt):
+            fmt = "mlx"  # an unquantized (bf16/f16) MLX folder: same files, MLX's layout
         dtype = config.get("dtype") or config.get("torch_dtype") or tc.get("dtype")
         if not isinstance(dtype, str) and ckpt.tensors:
             counts: dict[str, int] = {}

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from models.records import ModelRecord
 
-from .errors import ContextOverflow
+from .errors import ContextOverflow, ModelLoadError
 from .params import GenerationParams
 from .template import render_chat, render_plain, validate_messages
 from .types import CancelToken, Chunk, Message, ModelInfo, Progress, Timings
@@ -64,14 +64,20 @@ class Backend(ABC):
     ) -> Iterator[str]:
         """Yield the text of each sampled token (may be "" for partial UTF-8) until end of turn."""
 
-    @property
-    @abstractmethod
-    def info(self) -> ModelInfo: ...
+    # Set by ``load`` (and cleared by ``unload``) in every backend.
+    _info: ModelInfo | None = None
+    _template_vars: dict[str, Any] | None = None
 
     @property
-    @abstractmethod
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            raise ModelLoadError("no model is loaded")
+        return self._info
+
+    @property
     def template_vars(self) -> dict[str, Any]:
         """``chat_template``, ``bos_token``, ``eos_token``, ``add_bos`` from the model's metadata."""
+        return self._template_vars or {}
 
     # -- shared ------------------------------------------------------------------------
     def render(self, messages: Sequence[Message]) -> tuple[str, bool]:

@@ -57,8 +57,6 @@ class LlamaCppBackend(Backend):
     name = "llama.cpp"
 
     _llm: Any = None
-    _info: ModelInfo | None = None
-    _template_vars: dict[str, Any]
 
     def load(self, progress: Progress | None = None) -> ModelInfo:
         path = Path(self.record.path)
@@ -120,16 +118,6 @@ class LlamaCppBackend(Backend):
             self._llm.close()
         self._llm = None
         self._info = None
-
-    @property
-    def info(self) -> ModelInfo:
-        if self._info is None:
-            raise ModelLoadError("no model is loaded")
-        return self._info
-
-    @property
-    def template_vars(self) -> dict[str, Any]:
-        return self._template_vars
 
     def tokenize(self, text: str, *, add_bos: bool) -> list[int]:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)

@@ -62,8 +62,6 @@ class MLXBackend(Backend):
 
     _model: Any = None
     _tokenizer: Any = None
-    _info: ModelInfo | None = None
-    _template_vars: dict[str, Any]
 
     def load(self, progress: Progress | None = None) -> ModelInfo:
         path = Path(self.record.path)
@@ -133,16 +131,6 @@ class MLXBackend(Backend):
         self._model = self._tokenizer = self._cache = None
         self._cached = []
         self._info = None
-
-    @property
-    def info(self) -> ModelInfo:
-        if self._info is None:
-            raise ModelLoadError("no model is loaded")
-        return self._info
-
-    @property
-    def template_vars(self) -> dict[str, Any]:
-        return self._template_vars
 
     @property
     def model(self) -> Any:

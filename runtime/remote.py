@@ -183,7 +183,6 @@ class RemoteBackend(Backend):
     name = "remote"
 
     _client: httpx.Client | None = None
-    _info: ModelInfo | None = None
 
     def __init__(self, record: ModelRecord, options: Any = None) -> None:
         super().__init__(record, options)
@@ -250,12 +249,6 @@ class RemoteBackend(Backend):
             self._client.close()
         self._client = None
         self._info = None
-
-    @property
-    def info(self) -> ModelInfo:
-        if self._info is None:
-            raise ModelLoadError("no model is loaded")
-        return self._info
 
     @property
     def template_vars(self) -> dict[str, Any]:

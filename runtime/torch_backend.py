@@ -106,8 +106,6 @@ class TorchBackend(Backend):
 
     _model: Any = None
     _tokenizer: Any = None
-    _info: ModelInfo | None = None
-    _template_vars: dict[str, Any]
 
     def load(self, progress: Progress | None = None) -> ModelInfo:
         path = Path(self.record.path)
@@ -191,16 +189,6 @@ class TorchBackend(Backend):
                 torch.cuda.empty_cache()
         except ImportError:
             pass
-
-    @property
-    def info(self) -> ModelInfo:
-        if self._info is None:
-            raise ModelLoadError("no model is loaded")
-        return self._info
-
-    @property
-    def template_vars(self) -> dict[str, Any]:
-        return self._template_vars
 
     @property
     def model(self) -> Any:

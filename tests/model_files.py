@@ -111,8 +111,10 @@ def llama_gguf(path: Path, *, n_ctx: int = 2048, data_bytes: int = 128, name: st
 DTYPE_SIZE = {"F32": 4, "F16": 2, "BF16": 2, "U32": 4}
 
 
-def safetensors_bytes(tensors: dict[str, tuple[str, tuple[int, ...]]]) -> bytes:
-    header: dict = {"__metadata__": {"format": "pt"}}
+def safetensors_bytes(
+    tensors: dict[str, tuple[str, tuple[int, ...]]], *, writer: str = "pt"
+) -> bytes:
+    header: dict = {"__metadata__": {"format": writer}}
     offset = 0
     for name, (dtype, shape) in tensors.items():
         n = DTYPE_SIZE[dtype]

@@ -340,3 +340,16 @@ def test_an_architecture_no_engine_knows(tmp_path: Path, catalog: Catalog) -> No
     _assert_rejected(folder, catalog, "'no_such_arch_xyz' model")
     no_type = {k: v for k, v in LLAMA_CONFIG.items() if k != "model_type"}
     _assert_rejected(make_hf_folder(tmp_path / "notype", config=no_type), catalog, "no model_type")
+
+
+def test_unquantized_mlx_folder_is_recognised_by_its_writer_mark(tmp_path: Path) -> None:
+    """mlx-lm's bf16 output has no quantization entry; its safetensors say format "mlx"."""
+    from model_files import hf_tensors
+
+    plain = describe(make_hf_folder(tmp_path / "hf"))
+    assert plain.format == "hf-safetensors"
+    folder = make_hf_folder(tmp_path / "mlx-bf16")
+    (folder / "model.safetensors").write_bytes(safetensors_bytes(hf_tensors(), writer="mlx"))
+    record = describe(folder)
+    assert record.format == "mlx"
+    assert record.quantization == plain.quantization

@@ -88,39 +88,94 @@ def _bpe_tokens(folder: Path, tokenizer: dict[str, Any], vocab_size: int):
     return tokens, types
 
 
-def _spm_tokens(folder: Path, vocab_size: int):
+# SentencePiece piece types (sentencepiece_model.proto) -> llama.cpp token types.
+_SPM_TYPES = {
+    1: gguf.TokenType.NORMAL,
+    2: gguf.TokenType.UNKNOWN,
+    3: gguf.TokenType.CONTROL,
+    4: gguf.TokenType.USER_DEFINED,
+    5: gguf.TokenType.UNUSED,
+    6: gguf.TokenType.BYTE,
+}
+_SPM_BPE = 2  # TrainerSpec.ModelType.BPE
+
+
+def _spm_proto(folder: Path) -> Any:
     try:
-        spm_vocab = gguf.SentencePieceVocab(folder)
+        from google.protobuf.message import DecodeError
+        from sentencepiece import sentencepiece_model_pb2 as model_pb2
     except ImportError:
         raise UnsupportedModel(
-            "converting a SentencePiece tokenizer needs the sentencepiece package "
-            "(pip install 'fireside[torch]')"
+            "converting a SentencePiece tokenizer needs the sentencepiece and protobuf "
+            "packages (pip install 'fireside[torch]')"
         ) from None
-    tokens: list[bytes] = []
-    scores: list[float] = []
-    types: list[int] = []
-    for text, score, ttype in spm_vocab.all_tokens():
-        tokens.append(text)
-        scores.append(score)
-        types.append(ttype)
-    if len(tokens) > vocab_size:
+    proto = model_pb2.ModelProto()
+    try:
+        proto.ParseFromString((folder / "tokenizer.model").read_bytes())
+    except (OSError, DecodeError):
+        proto.Clear()
+    if not proto.pieces:
         raise InvalidModelFile(
-            f"the tokenizer has {len(tokens)} tokens but the model's embedding only {vocab_size}"
+            "tokenizer.model is not a readable SentencePiece model; the folder looks damaged"
+        )
+    if proto.trainer_spec.model_type != _SPM_BPE:
+        kind = model_pb2.TrainerSpec.ModelType.Name(proto.trainer_spec.model_type)
+        raise UnsupportedModel(
+            f"this model's SentencePiece tokenizer is of the {kind.lower()} kind; Fireside "
+            f"converts SentencePiece BPE tokenizers (Llama, Mistral, Gemma) only"
+        )
+    return proto
+
+
+def _hf_added_tokens(folder: Path, tokenizer: dict[str, Any] | None) -> dict[int, tuple[str, bool]]:
+    """Tokens the HF tokenizer adds on top of (or renames in) the SentencePiece model:
+    id -> (text, special), from tokenizer.json, else tokenizer_config.json / added_tokens.json."""
+    added: dict[int, tuple[str, bool]] = {}
+    if tokenizer is not None:
+        for t in tokenizer.get("added_tokens", []):
+            if isinstance(t, dict) and isinstance(t.get("id"), int) and "content" in t:
+                added[t["id"]] = (str(t["content"]), bool(t.get("special")))
+        return added
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        for i, t in (config.get("added_tokens_decoder") or {}).items():
+            if isinstance(t, dict) and "content" in t:
+                added[int(i)] = (str(t["content"]), bool(t.get("special")))
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        extra = json.loads((folder / "added_tokens.json").read_text(encoding="utf-8"))
+        for text, i in extra.items():
+            added.setdefault(int(i), (str(text), False))
+    except (OSError, ValueError, AttributeError):
+        pass
+    return added
+
+
+def _spm_tokens(folder: Path, tokenizer: dict[str, Any] | None, vocab_size: int):
+    proto = _spm_proto(folder)
+    tokens = [p.piece for p in proto.pieces]
+    scores = [float(p.score) for p in proto.pieces]
+    types = [_SPM_TYPES.get(p.type, gguf.TokenType.NORMAL) for p in proto.pieces]
+    added = _hf_added_tokens(folder, tokenizer)
+    n = max([len(tokens), *(i + 1 for i in added)])
+    if n > vocab_size:
+        raise InvalidModelFile(
+            f"the tokenizer has {n} tokens but the model's embedding only {vocab_size}; "
+            f"the folder's tokenizer does not belong to these weights"
         )
     for i in range(len(tokens), vocab_size):
-        tokens.append(f"[PAD{i}]".encode())
+        tokens.append(f"[PAD{i}]")
         scores.append(-1000.0)
         types.append(gguf.TokenType.UNUSED)
-    add_prefix = True
-    try:
-        from sentencepiece import sentencepiece_model_pb2 as model_pb2
-
-        proto = model_pb2.ModelProto()
-        proto.ParseFromString((folder / "tokenizer.model").read_bytes())
-        add_prefix = bool(proto.normalizer_spec.add_dummy_prefix)
-    except Exception:
-        pass
-    return tokens, scores, types, add_prefix
+    for i, (text, special) in sorted(added.items()):
+        if i < len(proto.pieces) and text == tokens[i] and types[i] != gguf.TokenType.NORMAL:
+            continue  # <unk>, <s>, a byte or control piece: SentencePiece's own type stands
+        tokens[i] = text
+        if i >= len(proto.pieces):
+            scores[i] = -1000.0
+        types[i] = gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED
+    return tokens, scores, types, bool(proto.normalizer_spec.add_dummy_prefix)
 
 
 def write_tokenizer(w: gguf.GGUFWriter, folder: Path, vocab_size: int) -> str:
@@ -150,7 +205,7 @@ def write_tokenizer(w: gguf.GGUFWriter, folder: Path, vocab_size: int) -> str:
             raise InvalidModelFile("tokenizer.json has no merges; the tokenizer looks damaged")
     elif (folder / "tokenizer.model").is_file():
         kind = "llama"
-        tokens, scores, types, add_prefix = _spm_tokens(folder, vocab_size)
+        tokens, scores, types, add_prefix = _spm_tokens(folder, tokenizer, vocab_size)
         w.add_tokenizer_model("llama")
         w.add_tokenizer_pre("default")
         w.add_token_list(tokens)

@@ -16,8 +16,6 @@ from .errors import ModelLoadError
 from .params import GenerationParams
 from .types import ModelInfo, Progress
 
-PROMPT_CHUNK = 128  # prompt tokens evaluated between cancellation checks
-
 
 def physical_cores() -> int:
     try:
@@ -90,6 +88,10 @@ class LlamaCppBackend(Backend):
         model = llm._model
         template = header.chat_template
         self._piece = _piece_reader(model.vocab)
+        self._cancel: Any = None
+        self._abort_callback = llama_cpp.ggml_abort_callback(
+            lambda _data: self._cancel is not None and self._cancel.is_set()
+        )
 
         def token_text(token_id: int) -> str:
             if token_id < 0:
@@ -126,26 +128,17 @@ class LlamaCppBackend(Backend):
         """Forget the cached prompt (benchmarks use this to time a cold prompt)."""
         self._llm.reset()
 
-    def _eval_prompt(self, tokens: list[int], cancel: Any) -> bool:
-        """Evaluate all but the last prompt token in small steps; False if cancelled.
+    def _abort_when(self, cancel: Any) -> None:
+        """Let ``cancel`` abort llama.cpp's compute mid-batch (None: no callback, no cost).
 
-        Reuses whatever prefix is already in the KV cache (the earlier turns of a chat).
+        Installed only while the prompt is evaluated: a long prompt is one big batch, and
+        this is how a cancel lands within milliseconds instead of after the whole batch.
         """
-        llm = self._llm
-        cached = llm._input_ids[: llm.n_tokens].tolist()
-        prefix = 0
-        for a, b in zip(cached, tokens[:-1]):
-            if a != b:
-                break
-            prefix += 1
-        if len(tokens) - 1 - prefix <= PROMPT_CHUNK:
-            return True  # short: generate() handles it at once
-        llm.n_tokens = prefix
-        for start in range(prefix, len(tokens) - 1, PROMPT_CHUNK):
-            if cancel.is_set():
-                return False
-            llm.eval(tokens[start : min(start + PROMPT_CHUNK, len(tokens) - 1)])
-        return True
+        import llama_cpp
+
+        self._cancel = cancel
+        callback = self._abort_callback if cancel is not None else llama_cpp.ggml_abort_callback()
+        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, callback, None)
 
     def _generate(
         self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any
@@ -153,8 +146,6 @@ class LlamaCppBackend(Backend):
         import llama_cpp
 
         llm = self._llm
-        if not self._eval_prompt(prompt_tokens, cancel):
-            return
         llm.set_seed(params.seed if params.seed is not None else random.getrandbits(31))
         vocab = llm._model.vocab
         piece = self._piece
@@ -169,15 +160,23 @@ class LlamaCppBackend(Backend):
             repeat_penalty=params.repeat_penalty,
             reset=True,
         )
+        self._abort_when(cancel)
         try:
             for token in tokens:
+                if n == 0:
+                    self._abort_when(None)  # the prompt is done
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     break
                 yield decoder.decode(piece(token))
                 n += 1
                 if n >= max_new or cancel.is_set():
                     break
+        except RuntimeError:
+            if cancel.is_set():  # llama_decode was aborted by the cancel
+                return
+            raise
         finally:
+            self._abort_when(None)
             tokens.close()
         tail = decoder.decode(b"", final=True)
         if tail:

@@ -25,6 +25,9 @@ def backend(bundled_gguf):
     b.unload()
 
 
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+
+
 def collect(stream):
     chunks = list(stream)
     return "".join(c.text for c in chunks), chunks
@@ -115,7 +118,7 @@ def test_cancel_from_another_thread_ends_the_stream_within_200ms(backend):
 
 
 def test_cancel_during_a_long_prompt(backend):
-    """A cancel lands between prompt chunks, long before the prompt is done."""
+    """A cancel aborts llama.cpp mid-batch, long before the prompt is done."""
     msgs = [{"role": "user", "content": "word " * 1000}]
     backend.reset_cache()
     t0 = time.perf_counter()
@@ -131,6 +134,10 @@ def test_cancel_during_a_long_prompt(backend):
     assert chunks[-1].finish_reason == "cancelled"
     assert chunks[-1].completion_tokens == 0
     assert cancelled_after < 0.5 * full, (cancelled_after, full)
+    assert cancelled_after < 0.05 + 0.2, f"cancel landed {cancelled_after - 0.05:.3f} s late"
+    # The aborted batch leaves the model in order: the next answer is the usual one.
+    text, _ = collect(backend.stream(QUESTION, GREEDY.replace(max_tokens=24)))
+    assert "Paris" in text
 
 
 def test_context_overflow_is_an_error_or_an_announced_drop(backend):

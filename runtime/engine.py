@@ -1,13 +1,20 @@
-"""The engine: a backend living in a child process.
+"""The engine: a backend living in a child process, serving several streams at once.
 
 A native crash in llama.cpp, MLX or torch (a segfault on a hostile file, the OOM killer)
 ends the child, never the window, the server or the chat history. The parent notices
 within a poll interval and reports it in plain words; the next ``load`` starts a fresh child.
+
+Every message on the pipe carries a request id, so concurrent streams share one child: the
+child runs each stream on a thread of its own (as many at once as the backend serves in
+parallel; llama.cpp batches them, the others take turns), and the parent's reader thread
+hands each message to the stream it belongs to.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
+import queue
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -44,36 +51,38 @@ def _describe_exit(code: int | None) -> str:
     return f"exited unexpectedly (status {code})"
 
 
-def _child_main(conn: Any, cancel: Any) -> None:  # pragma: no cover - runs in the child
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent
-    from .dispatch import create_backend
+def _error_message(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, model_errors.FiresideError):
+        return type(exc).__name__, str(exc)
+    return "FiresideError", f"the engine failed: {exc}"
 
-    backend = None
 
-    def send_error(exc: BaseException) -> None:
-        if isinstance(exc, model_errors.FiresideError):
-            conn.send(("error", type(exc).__name__, str(exc)))
-        else:
-            conn.send(("error", "FiresideError", f"the engine failed: {type(exc).__name__}: {exc}"))
+class _Child:  # pragma: no cover - runs in the child
+    """The child's side: one reader loop (this thread) and a thread per stream."""
 
-    while True:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.send_lock = threading.Lock()
+        self.backend: Any = None
+        self.streams: dict[int, threading.Event] = {}
+        self.threads: dict[int, threading.Thread] = {}
+        self.gate = threading.Semaphore(1)
+
+    def send(self, *msg: Any) -> None:
+        with self.send_lock:
+            self.conn.send(msg)
+
+    def stop_streams(self) -> None:
+        for event in list(self.streams.values()):
+            event.set()
+        for thread in list(self.threads.values()):
+            thread.join()
+
+    def run_stream(self, rid: int, op: str, payload: Any, params: Any) -> None:
+        cancel = self.streams[rid]
         try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        op = msg[0]
-        try:
-            if op == "load":
-                _, record, options, override = msg
-                if backend is not None:
-                    backend.unload()
-                    backend = None
-                candidate = create_backend(record, options, override)
-                info = candidate.load(lambda d, t: conn.send(("progress", d, t)))
-                backend = candidate
-                conn.send(("loaded", info))
-            elif op in ("chat", "complete"):
-                _, payload, params = msg
+            with self.gate:
+                backend = self.backend
                 if backend is None:
                     raise ModelLoadError("no model is loaded")
                 gen = (
@@ -85,35 +94,158 @@ def _child_main(conn: Any, cancel: Any) -> None:  # pragma: no cover - runs in t
                 try:
                     for chunk in gen:
                         started = True
-                        conn.send(("chunk", chunk))
+                        self.send("chunk", rid, chunk)
                 except Exception as exc:
                     if not started:
                         raise
-                    conn.send(("chunk", Chunk("", 0, 0, "error", error=str(exc))))
-            elif op == "tokenize":
-                conn.send(
-                    ("result", len(backend.prompt_tokens(msg[1], msg[2])[0]) if backend else 0)
-                )
-            elif op == "unload":
-                if backend is not None:
-                    backend.unload()
-                backend = None
-                conn.send(("ok",))
-            elif op == "exit":
-                return
+                    self.send("chunk", rid, Chunk("", 0, 0, "error", error=_error_message(exc)[1]))
         except Exception as exc:
-            send_error(exc)
+            self.send("error", rid, *_error_message(exc))
+        finally:
+            self.streams.pop(rid, None)
+            self.threads.pop(rid, None)
+
+    def handle(self, msg: tuple) -> bool:
+        op, rid = msg[0], msg[1]
+        if op == "load":
+            _, _, record, options, override = msg
+            self.stop_streams()
+            if self.backend is not None:
+                self.backend.unload()
+                self.backend = None
+            from .dispatch import create_backend
+
+            candidate = create_backend(record, options, override)
+            info = candidate.load(lambda d, t: self.send("progress", rid, d, t))
+            self.backend = candidate
+            self.gate = threading.Semaphore(max(1, info.parallel))
+            self.send("loaded", rid, info)
+        elif op in ("chat", "complete"):
+            self.streams[rid] = threading.Event()
+            thread = threading.Thread(
+                target=self.run_stream, args=(rid, op, msg[2], msg[3]), daemon=True
+            )
+            self.threads[rid] = thread
+            thread.start()
+        elif op == "cancel":
+            targets = self.streams.values() if msg[2] is None else [self.streams.get(msg[2])]
+            for event in list(targets):
+                if event is not None:
+                    event.set()
+        elif op == "tokenize":
+            n = len(self.backend.prompt_tokens(msg[2], msg[3])[0]) if self.backend else 0
+            self.send("result", rid, n)
+        elif op == "unload":
+            self.stop_streams()
+            if self.backend is not None:
+                self.backend.unload()
+            self.backend = None
+            self.send("ok", rid)
+        elif op == "exit":
+            self.stop_streams()
+            return False
+        return True
+
+    def main(self) -> None:
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                return
+            try:
+                if not self.handle(msg):
+                    return
+            except Exception as exc:
+                self.send("error", msg[1], *_error_message(exc))
+
+
+def _child_main(conn: Any) -> None:  # pragma: no cover - runs in the child
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent
+    _Child(conn).main()
+
+
+class EngineStream:
+    """One answer from the engine: iterate it for chunks; ``cancel()`` from any thread.
+
+    Closing it before the end (or dropping it) stops the answer in the child and takes the
+    rest off the pipe, so its slot is free for the next request.
+    """
+
+    def __init__(self, engine: Engine, op: str, payload: Any, params: GenerationParams) -> None:
+        self._engine, self._op, self._payload, self._params = engine, op, payload, params
+        self._rid: int | None = None
+        self._queue: queue.SimpleQueue | None = None
+        self._cancelled = False
+        self._done = False
+        self._gen = self._run()
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return self
+
+    def __next__(self) -> Chunk:
+        return next(self._gen)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._rid is not None and not self._done:
+            self._engine._post(("cancel", 0, self._rid))
+
+    def close(self) -> None:
+        self._gen.close()
+
+    def _run(self) -> Iterator[Chunk]:
+        engine = self._engine
+        if engine.info is None or engine.pid is None:
+            raise ModelLoadError("no model is loaded")
+        self._rid, self._queue = engine._open(self._op, self._payload, self._params)
+        if self._cancelled:  # cancelled before it started
+            engine._post(("cancel", 0, self._rid))
+        n_prompt = n_gen = 0
+        try:
+            while True:
+                msg = self._queue.get()
+                if msg[0] == "crashed":
+                    self._done = True
+                    yield Chunk("", n_prompt, n_gen, "error", error=msg[1])
+                    return
+                if msg[0] == "error":
+                    self._done = True
+                    raise _error_class(msg[2])(msg[3])
+                chunk: Chunk = msg[2]
+                n_prompt, n_gen = chunk.prompt_tokens, chunk.completion_tokens
+                self._done = chunk.finish_reason is not None
+                yield chunk
+                if self._done:
+                    return
+        finally:
+            if not self._done:
+                engine._post(("cancel", 0, self._rid))
+                while True:  # drain what the child still sends for this answer
+                    msg = self._queue.get()
+                    if msg[0] in ("crashed", "error") or msg[2].finish_reason is not None:
+                        break
+            engine._forget(self._rid)
 
 
 class Engine:
-    """One model at a time, in a child process. Thread-safe; ``cancel`` may be called anytime."""
+    """One model at a time, in a child process; several streams at once. Thread-safe.
 
-    def __init__(self) -> None:
-        self._ctx = mp.get_context("spawn")
+    ``start="fork"`` starts the child as a copy of this process, skipping a fresh
+    interpreter's start-up (about 0.3 s): for a one-shot answer from a process that has no
+    threads yet (the CLI). Everything long-lived uses the default, a fresh interpreter.
+    """
+
+    def __init__(self, start: str = "spawn") -> None:
+        if start not in mp.get_all_start_methods():
+            start = "spawn"
+        self._ctx = mp.get_context(start)
         self._proc: Any = None
         self._conn: Any = None
-        self._cancel = self._ctx.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one load/unload/close at a time
+        self._send_lock = threading.Lock()
+        self._queues: dict[int, queue.SimpleQueue] = {}
+        self._queues_lock = threading.Lock()
+        self._ids = itertools.count(1)
         self.info: ModelInfo | None = None
         self.record: ModelRecord | None = None
 
@@ -128,50 +260,87 @@ class Engine:
             return
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
-            target=_child_main, args=(child, self._cancel), name="fireside-engine", daemon=True
+            target=_child_main, args=(child,), name="fireside-engine", daemon=True
         )
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+        threading.Thread(
+            target=self._read, args=(proc, parent), name="fireside-engine-reader", daemon=True
+        ).start()
 
-    def _crashed(self) -> EngineCrashed:
-        code = None
-        if self._proc is not None:
-            self._proc.join(timeout=1)
-            code = self._proc.exitcode
-        name = self.record.name if self.record else "the model"
-        self._proc = self._conn = None
-        self.info = None
-        return EngineCrashed(
-            f"the engine running {name} {_describe_exit(code)}. Your conversation is safe; "
-            f"load the model again to continue"
-        )
-
-    def _recv(self) -> tuple:
+    def _read(self, proc: Any, conn: Any) -> None:
+        """Hand every message from the child to the request it answers; report its death."""
         while True:
             try:
-                if self._conn.poll(POLL_S):
-                    return self._conn.recv()
+                if conn.poll(POLL_S):
+                    msg = conn.recv()
+                    with self._queues_lock:
+                        q = self._queues.get(msg[1])
+                    if q is not None:
+                        q.put(msg)
+                    continue
             except (EOFError, OSError):
-                raise self._crashed() from None
-            if not self._proc.is_alive():
-                # Drain what it sent before dying.
-                try:
-                    if self._conn.poll(0):
-                        return self._conn.recv()
-                except (EOFError, OSError):
-                    pass
-                raise self._crashed()
+                pass
+            else:
+                if proc.is_alive():
+                    continue
+            break
+        proc.join(timeout=1)
+        if self._proc is proc:
+            self._proc = self._conn = None
+            self.info = None
+        name = self.record.name if self.record else "the model"
+        text = (
+            f"the engine running {name} {_describe_exit(proc.exitcode)}. Your conversation is "
+            f"safe; load the model again to continue"
+        )
+        with self._queues_lock:
+            waiting = list(self._queues.values())
+        for q in waiting:
+            q.put(("crashed", text))
 
-    def _send(self, msg: tuple) -> None:
+    def _post(self, msg: tuple) -> None:
+        conn = self._conn
+        if conn is None:
+            return
         try:
-            self._conn.send(msg)
+            with self._send_lock:
+                conn.send(msg)
         except (BrokenPipeError, OSError):
-            raise self._crashed() from None
+            pass  # the reader reports the death to everyone waiting
 
-    @staticmethod
-    def _raise(msg: tuple) -> None:
-        raise _error_class(msg[1])(msg[2])
+    def _open(self, op: str, *args: Any) -> tuple[int, queue.SimpleQueue]:
+        rid = next(self._ids)
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        with self._queues_lock:
+            self._queues[rid] = q
+        if self._conn is None:
+            q.put(("crashed", "the engine is not running; load the model again"))
+        else:
+            self._post((op, rid, *args))
+        return rid, q
+
+    def _forget(self, rid: int) -> None:
+        with self._queues_lock:
+            self._queues.pop(rid, None)
+
+    def _call(self, op: str, *args: Any, progress: Progress | None = None) -> tuple:
+        rid, q = self._open(op, *args)
+        try:
+            while True:
+                msg = q.get()
+                if msg[0] == "progress":
+                    if progress:
+                        progress(msg[2], msg[3])
+                    continue
+                if msg[0] == "crashed":
+                    raise EngineCrashed(msg[1])
+                if msg[0] == "error":
+                    raise _error_class(msg[2])(msg[3])
+                return msg
+        finally:
+            self._forget(rid)
 
     # -- the API ------------------------------------------------------------------------
     def load(
@@ -185,93 +354,41 @@ class Engine:
         with self._lock:
             self._start()
             self.record, self.info = record, None
-            self._send(("load", record, options or BackendOptions(), backend))
-            while True:
-                msg = self._recv()
-                if msg[0] == "progress":
-                    if progress:
-                        progress(msg[1], msg[2])
-                elif msg[0] == "loaded":
-                    self.info = msg[1]
-                    return msg[1]
-                elif msg[0] == "error":
-                    self._raise(msg)
-
-    def _stream(self, op: str, payload: Any, params: GenerationParams | None) -> Iterator[Chunk]:
-        with self._lock:
-            if self._proc is None or not self._proc.is_alive() or self.info is None:
-                raise ModelLoadError("no model is loaded")
-            self._cancel.clear()
-            self._send((op, payload, params or GenerationParams()))
-            n_prompt = n_gen = 0
-            done = False
-            try:
-                while True:
-                    try:
-                        msg = self._recv()
-                    except EngineCrashed as exc:
-                        done = True
-                        yield Chunk("", n_prompt, n_gen, "error", error=str(exc))
-                        return
-                    if msg[0] == "error":
-                        done = True
-                        self._raise(msg)
-                    chunk: Chunk = msg[1]
-                    n_prompt, n_gen = chunk.prompt_tokens, chunk.completion_tokens
-                    done = chunk.finish_reason is not None
-                    yield chunk
-                    if done:
-                        return
-            finally:
-                if not done:
-                    # The caller stopped reading (closed the iterator, or it was collected):
-                    # stop the child and take the rest of this answer off the pipe, so the
-                    # next request does not read stale chunks.
-                    self._drain()
-
-    def _drain(self) -> None:
-        self._cancel.set()
-        while True:
-            try:
-                msg = self._recv()
-            except EngineCrashed:
-                return
-            if msg[0] == "error" or (msg[0] == "chunk" and msg[1].finish_reason is not None):
-                return
+            msg = self._call(
+                "load", record, options or BackendOptions(), backend, progress=progress
+            )
+            self.info = msg[2]
+            return msg[2]
 
     def stream(
         self, messages: Sequence[Message], params: GenerationParams | None = None
-    ) -> Iterator[Chunk]:
+    ) -> EngineStream:
         """Answer a conversation. Runs in the child; chunks arrive as they are made.
 
-        Consume it to the end (or call ``cancel()`` and then consume it): the engine serves
-        one stream at a time.
+        Several streams may run at once (up to ``info.parallel`` are served together; the
+        rest wait in the child). Consume each to the end, or close or cancel it.
         """
-        return self._stream("chat", [dict(m) for m in messages], params)
+        return EngineStream(self, "chat", [dict(m) for m in messages], params or GenerationParams())
 
-    def complete(self, prompt: str, params: GenerationParams | None = None) -> Iterator[Chunk]:
-        return self._stream("complete", prompt, params)
+    def complete(self, prompt: str, params: GenerationParams | None = None) -> EngineStream:
+        return EngineStream(self, "complete", prompt, params or GenerationParams())
 
     def count_prompt_tokens(
         self, messages: Sequence[Message], params: GenerationParams | None = None
     ) -> int:
-        with self._lock:
-            if self.info is None:
-                return 0
-            self._send(("tokenize", [dict(m) for m in messages], params or GenerationParams()))
-            msg = self._recv()
-            if msg[0] == "error":
-                self._raise(msg)
-            return int(msg[1])
+        if self.info is None:
+            return 0
+        msg = self._call("tokenize", [dict(m) for m in messages], params or GenerationParams())
+        return int(msg[2])
 
     def cancel(self) -> None:
-        """Stop the current answer; its stream ends with finish_reason 'cancelled'."""
-        self._cancel.set()
+        """Stop every answer in progress; each stream ends with finish_reason 'cancelled'."""
+        self._post(("cancel", 0, None))
 
     def kill(self) -> None:
         """End the child at once, whatever it is doing (a load cannot be stopped politely).
 
-        The call in progress fails with :class:`EngineCrashed`; the next ``load`` starts a
+        Calls in progress fail with :class:`EngineCrashed`; the next ``load`` starts a
         fresh child. Safe from any thread.
         """
         proc = self._proc
@@ -280,32 +397,29 @@ class Engine:
 
     def unload(self) -> None:
         with self._lock:
-            if self._proc is None or not self._proc.is_alive():
+            if self.pid is None:
                 self.info = None
                 return
-            self._send(("unload",))
-            msg = self._recv()
-            self.info = None
-            if msg[0] == "error":
-                self._raise(msg)
+            try:
+                self._call("unload")
+            finally:
+                self.info = None
 
     def close(self) -> None:
         """Stop the child process (gracefully, then by force)."""
-        self._cancel.set()
+        self.cancel()
         with self._lock:
             proc, conn = self._proc, self._conn
-            self._proc = self._conn = None
-            self.info = None
             if proc is None:
+                self.info = None
                 return
-            try:
-                conn.send(("exit",))
-            except (BrokenPipeError, OSError):
-                pass
+            self._post(("exit", 0))
             proc.join(timeout=3)
             if proc.is_alive():
                 proc.kill()
                 proc.join(timeout=3)
+            self._proc = self._conn = None
+            self.info = None
             conn.close()
 
     def __enter__(self) -> Engine:

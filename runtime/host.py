@@ -13,7 +13,8 @@
 Rules it keeps:
 - A model is loaded into its own :class:`Engine` (a child process) on its first request and
   unloaded (the child ends, its memory goes back) after ``idle_unload_s`` without requests.
-- Requests for one model are served one at a time, in the order they arrived.
+- Requests for one model are admitted in the order they arrived, as many at once as its
+  engine serves in parallel (llama.cpp's slots; one for the other engines); the rest wait.
 - At most ``max_loaded`` local models are loaded at once; a request for another model
   unloads the one used least recently once it is idle (remote models do not count).
 - A cancelled request frees the engine at once (the answer stops within a token or one prompt
@@ -50,9 +51,27 @@ def _is_remote(record: ModelRecord) -> bool:
 class _Slot:
     record: ModelRecord
     engine: Engine | None = None
-    busy: bool = False
+    active: int = 0  # requests admitted and not yet finished
+    exclusive: bool = False  # held alone: loading ahead, unloading, making room
     waiting: deque = field(default_factory=deque)
     last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def busy(self) -> bool:
+        return self.active > 0 or self.exclusive
+
+    @property
+    def capacity(self) -> int:
+        """Requests this model may serve at once: its engine's parallel slots once loaded
+        (until then one, the request that loads it)."""
+        engine = self.engine
+        info = engine.info if engine is not None else None
+        return max(1, info.parallel) if info is not None and self.loaded else 1
+
+    def admits(self, exclusive: bool) -> bool:
+        if self.exclusive:
+            return False
+        return self.active == 0 if exclusive else self.active < self.capacity
 
     @property
     def loaded(self) -> bool:
@@ -73,6 +92,7 @@ class LoadedModel:
     idle_s: float
     info: ModelInfo | None
     pid: int | None = None  # the engine child's process id while it runs
+    active: int = 0  # answers being generated right now
 
 
 class HostRequest:
@@ -94,8 +114,8 @@ class HostRequest:
         self._host, self.record, self._op = host, record, op
         self._payload, self._params, self._progress = payload, params, progress
         self._cancelled = threading.Event()
-        self._lock = threading.Lock()  # guards _engine: a late cancel never hits the next answer
-        self._engine: Engine | None = None
+        self._lock = threading.Lock()  # guards _stream: a late cancel never hits the next answer
+        self._stream: Any = None
         self._started = False
         self.info: ModelInfo | None = None  # set once the model is loaded
 
@@ -106,12 +126,8 @@ class HostRequest:
     def cancel(self) -> None:
         self._cancelled.set()
         with self._lock:
-            if self._engine is not None:
-                self._engine.cancel()
-
-    def _detach(self) -> None:
-        with self._lock:
-            self._engine = None
+            if self._stream is not None:
+                self._stream.cancel()
 
     def __iter__(self) -> Iterator[Chunk]:
         if self._started:
@@ -138,21 +154,15 @@ class HostRequest:
                 else engine.complete(self._payload, self._params)
             )
             with self._lock:
-                self._engine = engine
+                self._stream = gen
+                if self._cancelled.is_set():
+                    gen.cancel()
             try:
-                for chunk in gen:
-                    if chunk.finish_reason is not None:
-                        self._detach()
-                        yield chunk
-                        break
-                    # The engine clears its cancel flag when a stream starts; a cancel that
-                    # came just before that is repeated here.
-                    if self._cancelled.is_set():
-                        engine.cancel()
-                    yield chunk
+                yield from gen
             finally:
-                self._detach()
-                gen.close()  # drains the child if the answer was left unfinished
+                with self._lock:
+                    self._stream = None
+                gen.close()  # stops and drains the answer if it was left unfinished
         finally:
             host._release(slot)
 
@@ -270,6 +280,7 @@ class ModelHost:
                     idle_s=0.0 if s.busy else now - s.last_used,
                     info=s.engine.info if s.engine is not None else None,
                     pid=s.engine.pid if s.engine is not None else None,
+                    active=s.active,
                 )
                 for s in self._slots.values()
             ]
@@ -283,13 +294,13 @@ class ModelHost:
                 with self._cond:
                     if slot.busy or slot.waiting:
                         continue
-                    slot.busy = True
+                    slot.exclusive = True
             else:
-                slot = self._acquire(slot.record, None)
+                slot = self._acquire(slot.record, None, exclusive=True)
             try:
                 self._close_engine(slot)
             finally:
-                self._release(slot)
+                self._release(slot, exclusive=True)
 
     def close(self) -> None:
         """Stop everything: cancel queued and running answers, end every engine."""
@@ -311,8 +322,10 @@ class ModelHost:
         self.close()
 
     # -- queueing ------------------------------------------------------------------------
-    def _acquire(self, record: ModelRecord, cancelled: threading.Event | None) -> _Slot:
-        """Wait for this model's turn (first come, first served); Cancelled if cancelled."""
+    def _acquire(self, record: ModelRecord, cancelled: Any, *, exclusive: bool = False) -> _Slot:
+        """Wait for this model's turn (first come, first served); Cancelled if cancelled.
+
+        ``exclusive``: wait until nothing else runs on it, and keep it alone (to unload)."""
         ticket = object()
         key = (record.id, record.path)
         with self._cond:
@@ -322,7 +335,7 @@ class ModelHost:
                 slot = self._slots[key] = _Slot(record)
             slot.waiting.append(ticket)
             try:
-                while slot.busy or slot.waiting[0] is not ticket:
+                while not slot.admits(exclusive) or slot.waiting[0] is not ticket:
                     if cancelled is not None and cancelled.is_set():
                         raise Cancelled("the request was cancelled while waiting its turn")
                     self._check_open()
@@ -334,15 +347,22 @@ class ModelHost:
                 self._cond.notify_all()
                 raise
             slot.waiting.popleft()
-            slot.busy = True
+            if exclusive:
+                slot.exclusive = True
+            else:
+                slot.active += 1
             slot.record = record  # the newest description (e.g. a renamed model)
+            self._cond.notify_all()  # the next in line may be admitted beside this one
             return slot
 
-    def _release(self, slot: _Slot) -> None:
+    def _release(self, slot: _Slot, *, exclusive: bool = False) -> None:
         with self._cond:
-            slot.busy = False
+            if exclusive:
+                slot.exclusive = False
+            else:
+                slot.active -= 1
             slot.last_used = time.monotonic()
-            if not slot.loaded and not slot.waiting:
+            if not slot.loaded and not slot.waiting and not slot.busy:
                 self._slots.pop((slot.record.id, slot.record.path), None)
             self._cond.notify_all()
 
@@ -364,6 +384,8 @@ class ModelHost:
         except BaseException:
             self._close_engine(slot)
             raise
+        with self._cond:
+            self._cond.notify_all()  # its other slots may take the next requests now
         return slot.engine
 
     def _make_room(self, wanted: _Slot) -> None:
@@ -390,11 +412,11 @@ class ModelHost:
                     self._cond.wait(WAIT_POLL_S)
                     continue
                 victim = min(idle, key=lambda s: s.last_used)
-                victim.busy = True
+                victim.exclusive = True
             try:
                 self._close_engine(victim)
             finally:
-                self._release(victim)
+                self._release(victim, exclusive=True)
 
     def _close_engine(self, slot: _Slot) -> None:
         engine, slot.engine = slot.engine, None
@@ -418,10 +440,10 @@ class ModelHost:
                         and not s.waiting
                         and now - s.last_used >= self.idle_unload_s
                     ):
-                        s.busy = True
+                        s.exclusive = True
                         victims.append(s)
             for s in victims:
                 try:
                     self._close_engine(s)
                 finally:
-                    self._release(s)
+                    self._release(s, exclusive=True)

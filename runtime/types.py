@@ -43,6 +43,7 @@ class ModelInfo:
     context_length: int
     has_chat_template: bool
     device: str = "cpu"
+    parallel: int = 1  # requests the engine serves at once (each gets context_length)
 
 
 class CancelToken:

@@ -62,6 +62,8 @@ def test_one_shot_chat_streams_an_answer():
         "What is the capital of France? Answer in one word.",
         "--temperature",
         "0",
+        "--repeat-penalty",
+        "1",
         "--max-tokens",
         "20",
     )

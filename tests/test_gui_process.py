@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("llama_cpp")
-
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 DRIVER = Path(__file__).with_name("gui_driver.py")

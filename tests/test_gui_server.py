@@ -17,7 +17,6 @@ import psutil
 import pytest
 
 pytest.importorskip("pytestqt")
-pytest.importorskip("llama_cpp")
 
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QGuiApplication  # noqa: E402

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("pytestqt")
-pytest.importorskip("llama_cpp")
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication  # noqa: E402

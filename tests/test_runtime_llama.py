@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def backend(bundled_gguf):
-    b = LlamaCppBackend(describe(bundled_gguf), BackendOptions(n_ctx=2048, n_threads=2))
+    b = LlamaCppBackend(
+        describe(bundled_gguf), BackendOptions(n_ctx=2048, n_threads=2, n_parallel=1)
+    )
     steps = []
     info = b.load(lambda d, t: steps.append((d, t)))
     assert steps[-1][0] == steps[-1][1], "load progress must end complete"
@@ -117,9 +119,22 @@ def test_cancel_from_another_thread_ends_the_stream_within_200ms(backend):
     assert elapsed < 0.2, f"cancellation took {elapsed * 1000:.0f} ms"
 
 
-def test_cancel_during_a_long_prompt(backend):
-    """A cancel aborts llama.cpp mid-batch, long before the prompt is done."""
-    msgs = [{"role": "user", "content": "word " * 1000}]
+@pytest.fixture(scope="module")
+def long_backend(bundled_gguf):
+    b = LlamaCppBackend(
+        describe(bundled_gguf), BackendOptions(n_ctx=4096, n_threads=2, n_parallel=1)
+    )
+    b.load()
+    yield b
+    b.unload()
+
+
+def test_cancel_during_a_3000_token_prompt_lands_within_half_a_second(long_backend):
+    """The prompt is evaluated in steps; a cancel lands at the next one, long before the
+    prompt is done, and the engine is in order for the next answer."""
+    backend = long_backend
+    msgs = [{"role": "user", "content": "word " * 3000}]
+    assert 2900 < len(backend.prompt_tokens(msgs, GREEDY)[0]) < 3200
     backend.reset_cache()
     t0 = time.perf_counter()
     list(backend.stream(msgs, GREEDY.replace(max_tokens=1)))
@@ -134,7 +149,7 @@ def test_cancel_during_a_long_prompt(backend):
     assert chunks[-1].finish_reason == "cancelled"
     assert chunks[-1].completion_tokens == 0
     assert cancelled_after < 0.5 * full, (cancelled_after, full)
-    assert cancelled_after < 0.05 + 0.2, f"cancel landed {cancelled_after - 0.05:.3f} s late"
+    assert cancelled_after < 0.05 + 0.5, f"cancel landed {cancelled_after - 0.05:.3f} s late"
     # The aborted batch leaves the model in order: the next answer is the usual one.
     text, _ = collect(backend.stream(QUESTION, GREEDY.replace(max_tokens=24)))
     assert "Paris" in text
@@ -167,7 +182,7 @@ def test_a_single_message_too_long_for_the_context_is_an_error(backend):
 
 
 def test_no_double_bos(backend, monkeypatch):
-    bos_id = backend._llm.token_bos()
+    bos_id = backend.tokenize(backend.template_vars["bos_token"], add_bos=False)[0]
     text, add_bos = backend.render([{"role": "user", "content": "hi"}])
     plain = backend.tokenize(text, add_bos=add_bos)
     assert plain[:2] != [bos_id, bos_id]
@@ -208,3 +223,27 @@ def test_bundled_model_is_in_the_library_without_import(fresh_home):
     assert bundled.architecture == "llama" and bundled.has_chat_template
     assert bundled.quantization == "Q4_1"
     assert 100e6 < bundled.parameters < 200e6
+
+
+def test_a_broken_chat_template_still_loads_and_continues_text(bundled_gguf, tmp_path):
+    """llama.cpp refuses to start on a template it cannot parse; the model still loads
+    (we render templates ourselves), chat says in plain words what is wrong, and plain
+    continuation works."""
+    from gguf_tools import copy_with_chat_template
+
+    from runtime import TemplateError
+
+    broken = copy_with_chat_template(
+        bundled_gguf, tmp_path / "broken.gguf", "{% for m in messages %}{{ m.content }"
+    )
+    b = LlamaCppBackend(describe(broken), BackendOptions(n_ctx=512, n_threads=2, n_parallel=1))
+    b.load()
+    try:
+        with pytest.raises(TemplateError) as err:
+            list(b.stream([{"role": "user", "content": "hi"}], GREEDY.replace(max_tokens=4)))
+        assert "Error" not in str(err.value).split(":")[0]
+        chunks = list(b.complete("The capital of France is", GREEDY.replace(max_tokens=6)))
+        assert "".join(c.text for c in chunks).strip()
+        assert chunks[-1].finish_reason in ("stop", "length")
+    finally:
+        b.unload()

@@ -13,7 +13,9 @@ from runtime import GREEDY, BackendOptions, GenerationParams, ModelHost
 
 pytestmark = pytest.mark.slow
 
-OPTS = BackendOptions(n_ctx=1024, n_threads=1)  # one thread: steady under a busy CPU
+# One thread: steady under a busy CPU. One request at a time: the queueing rules (parallel
+# admission: tests/test_engine_parallel.py).
+OPTS = BackendOptions(n_ctx=1024, n_threads=1, n_parallel=1)
 QUESTION = [{"role": "user", "content": "What is 2+2?"}]
 SHORT = GREEDY.replace(max_tokens=6)
 STORY = [{"role": "user", "content": "Write a very long story about a dragon, in ten chapters."}]

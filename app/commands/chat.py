@@ -83,10 +83,13 @@ def run(args: argparse.Namespace) -> int:
     )
     catalog = Catalog()
     record = resolve(catalog, args.model)
-    options = BackendOptions(n_ctx=args.ctx)
+    options = BackendOptions(n_ctx=args.ctx, n_parallel=1)
     interactive = args.prompt is None
+    # A one-shot answer forks its engine (still a child: a native crash ends it, not us);
+    # no thread runs here yet, and a fresh interpreter would cost a third of a second.
+    one_shot_fork = not interactive and sys.platform == "linux"
 
-    with Engine() as engine:
+    with Engine("fork" if one_shot_fork else "spawn") as engine:
 
         def load() -> None:
             if interactive:

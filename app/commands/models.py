@@ -167,6 +167,13 @@ def register_library(msub: Any) -> None:
     fp = msub.add_parser("fit", help="will the model fit in memory? (weights + KV cache + runtime)")
     fp.add_argument("id")
     fp.add_argument("--ctx", type=int, metavar="N", help="context length in tokens")
+    fp.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        metavar="N",
+        help="requests served at once, each with its own context (default: 1)",
+    )
     fp.add_argument("--json", action="store_true", help="machine-readable output")
     fp.set_defaults(handler=run_fit)
 
@@ -320,14 +327,16 @@ def run_fit(args: argparse.Namespace) -> int:
     from models import Catalog
     from models.fit import estimate
 
-    est = estimate(Catalog().get(args.id), args.ctx)
+    est = estimate(Catalog().get(args.id), args.ctx, n_parallel=args.parallel)
     if args.json:
         print(json.dumps(est.to_dict(), indent=2))
         return 0
     mem = est.memory
-    print(f"{est.model_id} at {est.n_ctx} tokens of context ({est.engine}): {est.verdict}")
+    at_once = f", {est.n_parallel} requests at once" if est.n_parallel > 1 else ""
+    print(f"{est.model_id} at {est.n_ctx} tokens of context{at_once} ({est.engine}): {est.verdict}")
     print(f"  weights        {human_size(est.weights)}")
-    print(f"  KV cache       {human_size(est.kv_cache)} ({est.kv_dtype})")
+    slots = f" for {est.n_parallel} slots" if est.n_parallel > 1 else ""
+    print(f"  KV cache       {human_size(est.kv_cache)} ({est.kv_dtype}{slots})")
     print(f"  runtime        {human_size(est.overhead)}")
     print(f"  peak, chatting {human_size(est.typical)}")
     print(f"  peak, full context and a long prompt {human_size(est.worst)}")

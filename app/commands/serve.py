@@ -37,6 +37,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--ctx", type=int, metavar="N", help="context length to load models with")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads per model")
+    p.add_argument(
+        "--parallel",
+        type=int,
+        metavar="N",
+        help="requests a GGUF model answers at once, batched together; each gets the full "
+        "context (default: up to 4, as memory allows)",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="log every request")
     p.set_defaults(handler=run)
 
@@ -48,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if args.idle_unload < 0:
         print("fireside: --idle-unload must be 0 or more seconds", file=sys.stderr)
         return 2
+    if args.parallel is not None and not 1 <= args.parallel <= 64:
+        print("fireside: --parallel must be between 1 and 64", file=sys.stderr)
+        return 2
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -58,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     )
     host = ModelHost(
         idle_unload_s=config.idle_unload_s,
-        options=BackendOptions(n_ctx=args.ctx, n_threads=args.threads),
+        options=BackendOptions(n_ctx=args.ctx, n_threads=args.threads, n_parallel=args.parallel),
     )
     server = LocalServer(config, host=host)
 

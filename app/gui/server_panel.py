@@ -31,6 +31,13 @@ LOOPBACK = "127.0.0.1"
 ANY_ADDRESS = "0.0.0.0"
 
 
+def parallel_setting(settings: Any) -> int | None:
+    """Requests a loaded llama.cpp model serves at once (None: the engine's default)."""
+    value = settings.get("parallel")
+    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64
+    return value if ok else None
+
+
 def server_settings(settings: Any) -> dict[str, Any]:
     """ServerConfig keyword arguments from the app's settings (loopback unless told)."""
     port = settings.get("server_port")
@@ -107,7 +114,7 @@ class ServerDialog(QDialog):
 class ServerSettingsDialog(QDialog):
     """Port, API key, and whether other machines may use the server."""
 
-    saved = Signal(dict)  # {"server_port", "server_api_key", "server_public"}
+    saved = Signal(dict)  # {"server_port", "server_api_key", "server_public", "parallel"}
 
     def __init__(self, settings: Any, parent: QWidget, *, running: bool) -> None:
         super().__init__(parent)
@@ -130,6 +137,16 @@ class ServerSettingsDialog(QDialog):
         key_row.addWidget(self.api_key, 1)
         key_row.addWidget(generate)
         form.addRow("API key", key_row)
+        self.parallel = QSpinBox()
+        self.parallel.setRange(0, 64)
+        self.parallel.setSpecialValueText("automatic")
+        self.parallel.setValue(parallel_setting(settings) or 0)
+        self.parallel.setToolTip(
+            "How many requests a loaded model answers at the same time (the window and every "
+            "client share it). Each one gets the model's full context, so more uses more "
+            "memory. Takes effect when a model is next loaded."
+        )
+        form.addRow("Requests at once", self.parallel)
         layout.addLayout(form)
         self.public = QCheckBox("Let other machines on the network use it (needs an API key)")
         self.public.setChecked(current["host"] != LOOPBACK)
@@ -153,6 +170,7 @@ class ServerSettingsDialog(QDialog):
             "server_port": self.port.value(),
             "server_api_key": self.api_key.text().strip() or None,
             "server_public": self.public.isChecked(),
+            "parallel": self.parallel.value() or None,
         }
 
     def _save(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from . import theme
 from .chatview import ChatView, MessageWidget
 from .dialogs import ConversationSettingsDialog, ImportChoiceDialog, LibraryDialog
 from .markdown import MarkdownRenderer
-from .server_panel import ServerDialog, ServerSettingsDialog, server_settings
+from .server_panel import ServerDialog, ServerSettingsDialog, parallel_setting, server_settings
 from .worker import Worker, run_job
 
 FLUSH_MS = 30  # streamed text reaches the screen at most this often (one frame or two)
@@ -183,6 +183,8 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         # The window's model stays loaded until another is chosen (no idle unloading); the
         # server shares this host. ``backend_options`` only shape a host the window makes.
+        if backend_options is None:
+            backend_options = BackendOptions(n_parallel=parallel_setting(self.settings))
         self.host = host or ModelHost(idle_unload_s=None, options=backend_options)
         self._owns_host = host is None
         self.renderer = MarkdownRenderer(theme.DARK if self._dark() else theme.LIGHT)
@@ -666,6 +668,8 @@ class MainWindow(QMainWindow):
     def _save_server_settings(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
             self.settings.set(key, value)
+        # The next load uses it (a loaded model keeps its slots until then).
+        self.host.options = replace(self.host.options, n_parallel=parallel_setting(self.settings))
         try:
             self.settings.save()
         except OSError as exc:

@@ -17,8 +17,9 @@ materialises without flash attention): a long conversation reaches it. The verdi
 when even the worst case leaves headroom, ``tight`` when the typical case fits but the worst
 might not, ``won't fit`` when the typical case is already larger than the memory available.
 
-The constants were measured with SmolLM2-135M Q4_1 and llama-cpp-python 0.3.36 on Linux
-(tests/test_models_fit.py re-measures them against a real load).
+The constants were measured with SmolLM2-135M Q4_1 on Linux, first with llama-cpp-python
+0.3.36 and again with xllamacpp 2026.10 (within 3% at 2k and 8k tokens, and with 4 slots);
+tests/test_models_fit.py re-measures them against a real load through Fireside's backend.
 """
 
 from __future__ import annotations

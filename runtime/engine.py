@@ -142,15 +142,22 @@ class _Child:  # pragma: no cover - runs in the child
             self.backend = None
             self.send("ok", rid)
         elif op == "exit":
-            self.stop_streams()
+            self.shut_down()
             return False
         return True
+
+    def shut_down(self) -> None:
+        self.stop_streams()
+        if self.backend is not None:
+            self.backend.unload()
+            self.backend = None
 
     def main(self) -> None:
         while True:
             try:
                 msg = self.conn.recv()
             except (EOFError, OSError):
+                self.shut_down()  # the parent is gone
                 return
             try:
                 if not self.handle(msg):

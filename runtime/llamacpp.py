@@ -12,10 +12,12 @@ and ``/props``, which have no Python call.
 
 from __future__ import annotations
 
+import atexit
 import queue
 import random
 import secrets
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,15 @@ from .types import ModelInfo, Progress
 PROMPT_STEP = 256
 CANCEL_POLL_S = 0.02  # how often a quiet stream (a long prompt step) looks at its cancel flag
 _DONE = object()
+# Engines still loaded at interpreter exit are stopped first: xllamacpp's server threads must
+# not be running when Python finalizes (the process would abort).
+_LOADED: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _unload_all() -> None:
+    for backend in list(_LOADED):
+        backend.unload()
 
 
 class LlamaCppBackend(Backend):
@@ -42,6 +53,10 @@ class LlamaCppBackend(Backend):
 
     _server: Any = None
     _http: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._workers: set[threading.Thread] = set()  # requests still inside the engine
 
     def load(self, progress: Progress | None = None) -> ModelInfo:
         path = Path(self.record.path)
@@ -80,6 +95,7 @@ class LlamaCppBackend(Backend):
             except Exception:
                 raise ModelLoadError(f"llama.cpp could not load {path.name}") from None
         self._server = server
+        _LOADED.add(self)
         self._http = _Listener(server.listening_address, key)
         props = self._http.call("GET", "/props")
         template = header.chat_template
@@ -108,10 +124,15 @@ class LlamaCppBackend(Backend):
         return self._info
 
     def unload(self) -> None:
+        # Requests that were cancelled end at the engine's next step; the engine must not
+        # be torn down (or the process exit) under them.
+        for worker in list(self._workers):
+            worker.join(timeout=10)
         if self._http is not None:
             self._http.close()
         self._server = self._http = None  # the engine stops when the Server is collected
         self._info = None
+        _LOADED.discard(self)
 
     def _tokenize(self, text: str, *, special: bool) -> list[int]:
         body = {"content": text, "add_special": special, "parse_special": True}
@@ -163,8 +184,10 @@ class LlamaCppBackend(Backend):
                 pieces.put({"error": {"message": str(exc), "type": "engine"}})
             finally:
                 pieces.put(_DONE)
+                self._workers.discard(threading.current_thread())
 
         worker = threading.Thread(target=run, name="fireside-llama-request", daemon=True)
+        self._workers.add(worker)
         worker.start()
         finished = False
         try:
@@ -188,6 +211,7 @@ class LlamaCppBackend(Backend):
                     if choice.get("finish_reason") and chunk.get("usage"):
                         n = int(chunk["usage"].get("completion_tokens") or 0)
                         reason = "length" if choice["finish_reason"] == "length" else "stop"
+                        finished = True  # the call returns right after its last chunk
                         yield EngineFinished(reason, n)
         finally:
             stop.set()

@@ -106,24 +106,28 @@ def test_available_memory_is_real() -> None:
         assert mem.total == psutil.virtual_memory().total
 
 
-# A subprocess loads the bundled model with llama_cpp exactly as Fireside's runtime does
-# (n_batch = min(512, n_ctx), f16 KV cache, no flash attention), generates a few tokens, and
-# reports its peak RSS (VmHWM) minus its RSS just before `import llama_cpp`. VmHWM, not
-# ru_maxrss: the latter survives execve, so a child of a big pytest process would report
-# the parent's footprint as its own peak.
+# A subprocess loads the bundled model through Fireside's own llama.cpp backend (xllamacpp,
+# its prompt step, f16 KV cache for every slot, no flash attention), generates a few tokens
+# and reports its peak RSS (VmHWM) minus its RSS just before the engine library is imported.
+# VmHWM, not ru_maxrss: the latter survives execve, so a child of a big pytest process would
+# report the parent's footprint as its own peak.
 # Why that baseline: the bare interpreter is there whatever model runs, but importing the
 # engine's libraries is part of the cost of running a model, and the estimate's runtime
 # overhead includes it; measuring from before the import makes the two comparable.
 MEASURE = r"""
 import sys
 import psutil
+from models import describe
+from runtime import GREEDY, BackendOptions
+from runtime.llamacpp import LlamaCppBackend
 before = psutil.Process().memory_info().rss
-import llama_cpp
-n_ctx = int(sys.argv[2])
-llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=n_ctx, n_batch=min(512, n_ctx),
-                      n_threads=2, verbose=False)
-out = llm.create_completion("The capital of France is", max_tokens=8, temperature=0)
-assert out["usage"]["completion_tokens"] > 0
+n_ctx, n_parallel = int(sys.argv[2]), int(sys.argv[3])
+backend = LlamaCppBackend(describe(sys.argv[1]),
+                          BackendOptions(n_ctx=n_ctx, n_threads=2, n_parallel=n_parallel))
+info = backend.load()
+assert info.parallel == n_parallel and info.context_length == n_ctx
+chunks = list(backend.complete("The capital of France is", GREEDY.replace(max_tokens=8)))
+assert chunks[-1].completion_tokens > 0
 status = open("/proc/self/status").read()
 peak = int(status.split("VmHWM:")[1].split()[0]) * 1024  # kB
 print(peak - before)
@@ -132,13 +136,12 @@ print(peak - before)
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="VmHWM is read from Linux /proc")
-@pytest.mark.parametrize("n_ctx", [2048, 8192])
-def test_estimate_matches_a_real_load(n_ctx: int) -> None:
-    pytest.importorskip("llama_cpp")
+@pytest.mark.parametrize(("n_ctx", "n_parallel"), [(2048, 1), (8192, 1), (4096, 4)])
+def test_estimate_matches_a_real_load(n_ctx: int, n_parallel: int) -> None:
     record = Catalog().get("smollm2-135m")
-    est = estimate(record, n_ctx)
+    est = estimate(record, n_ctx, n_parallel=n_parallel)
     proc = subprocess.run(
-        [sys.executable, "-c", MEASURE, record.path, str(n_ctx)],
+        [sys.executable, "-c", MEASURE, record.path, str(n_ctx), str(n_parallel)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -146,8 +149,11 @@ def test_estimate_matches_a_real_load(n_ctx: int) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     measured = int(proc.stdout.strip().splitlines()[-1])
     ratio = est.typical / measured
-    print(f"n_ctx={n_ctx}: estimate {est.typical / 1e6:.1f} MB, measured {measured / 1e6:.1f} MB")
+    print(
+        f"n_ctx={n_ctx} x {n_parallel}: estimate {est.typical / 1e6:.1f} MB, "
+        f"measured {measured / 1e6:.1f} MB"
+    )
     assert 0.85 <= ratio <= 1.15, (
         f"estimate {est.typical / 1e6:.1f} MB vs measured {measured / 1e6:.1f} MB "
-        f"(ratio {ratio:.2f}) at n_ctx={n_ctx}"
+        f"(ratio {ratio:.2f}) at n_ctx={n_ctx} x {n_parallel} slots"
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from quant_helpers import kl_and_top1, llama_logits
+from quant_helpers import kl_and_top1, llama_logits, llama_vocab
 from tiny_models import tiny_config
 
 from models.gguf import read_gguf
@@ -156,7 +156,6 @@ def _spm_reference(sp, tok, text: str) -> list[int]:
 
 
 def test_tokenization_matches_the_hf_tokenizer(spm_model: tuple[Path, Path]) -> None:
-    import llama_cpp
     import sentencepiece
     from transformers import AutoTokenizer
 
@@ -166,25 +165,25 @@ def test_tokenization_matches_the_hf_tokenizer(spm_model: tuple[Path, Path]) -> 
     pieces = tok.convert_ids_to_tokens(list(range(len(tok))))
     byte_tokens = {i for i, p in enumerate(pieces) if re.fullmatch(r"<0x[0-9A-F]{2}>", p)}
     assert len(byte_tokens) == 256
-    llm = llama_cpp.Llama(str(out), vocab_only=True, verbose=False)
-    try:
-        used_bytes, compared_with_hf = False, 0
-        for text in TEXTS:
-            got = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
-            assert got == _spm_reference(sp, tok, text), text
-            used_bytes |= bool(byte_tokens & set(got))
-            # transformers 5 (Metaspace) puts no dummy prefix before a run of text that starts
-            # with a space; SentencePiece and llama.cpp do. Elsewhere they must agree exactly.
-            if not any(p.startswith(" ") for p in SPECIAL_SPLIT.split(text)):
-                expected = tok(text, add_special_tokens=True).input_ids
-                assert got == expected, (text, tok.convert_ids_to_tokens(expected))
-                compared_with_hf += 1
-            if text.strip() and not SPECIAL_SPLIT.search(text):
-                assert llm.detokenize(got[1:]).decode("utf-8").lstrip() == text.lstrip()
-        assert used_bytes, "no text went through byte fallback"
-        assert compared_with_hf >= len(TEXTS) - 3
-    finally:
-        llm.close()
+    tokenized = llama_vocab(out, TEXTS, detokenize=[])["tokens"]
+    plain = [t for t, ids in zip(TEXTS, tokenized) if t.strip() and not SPECIAL_SPLIT.search(t)]
+    back = dict(
+        zip(plain, llama_vocab(out, [], [tokenized[TEXTS.index(t)][1:] for t in plain])["plain"])
+    )
+    used_bytes, compared_with_hf = False, 0
+    for text, got in zip(TEXTS, tokenized, strict=True):
+        assert got == _spm_reference(sp, tok, text), text
+        used_bytes |= bool(byte_tokens & set(got))
+        # transformers 5 (Metaspace) puts no dummy prefix before a run of text that starts
+        # with a space; SentencePiece and llama.cpp do. Elsewhere they must agree exactly.
+        if not any(p.startswith(" ") for p in SPECIAL_SPLIT.split(text)):
+            expected = tok(text, add_special_tokens=True).input_ids
+            assert got == expected, (text, tok.convert_ids_to_tokens(expected))
+            compared_with_hf += 1
+        if text in back:
+            assert back[text].lstrip() == text.lstrip()
+    assert used_bytes, "no text went through byte fallback"
+    assert compared_with_hf >= len(TEXTS) - 3
 
 
 def test_vocabulary_metadata(spm_model: tuple[Path, Path]) -> None:

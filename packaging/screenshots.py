@@ -9,7 +9,7 @@
 (or pass ``--xvfb`` to have the script start and stop Xvfb itself). Uses a private temporary
 FIRESIDE_HOME and the bundled model; writes PNGs (default: build/screenshots/):
 01-first-start, 02-streaming, 03-answer, 04-settings, 05-library, 06-drop-import,
-07-bad-file, 08-engine-crashed, 09-dark, 10-serving.
+07-bad-file, 08-engine-crashed, 09-dark, 10-serving, 11-server-settings.
 """
 
 from __future__ import annotations
@@ -190,6 +190,10 @@ def shoot(out: Path, home: Path) -> int:
     snap("10-serving")
     window.stop_server()
     wait(lambda: len(served) > 1)
+    settings = window.open_server_settings()
+    settings.move(window.x() + 400, window.y() + 200)
+    snap("11-server-settings")
+    settings.reject()
 
     window.close()
     return 0

@@ -140,6 +140,7 @@ def make_params(
     p.endpoint_slots = False
     p.endpoint_metrics = False
     p.ui = False
+    p.offline = True  # the model is a local file; llama.cpp never reaches out
     p.verbosity = -1
     p.warmup = False
     return p

@@ -201,7 +201,8 @@ def test_gpu_check_script_runs_with_only_torch_and_transformers(hf_checkpoint, t
     blocker = tmp_path / "sitecustomize.py"
     blocker.write_text(  # a None entry in sys.modules reads as "not installed"
         "import sys\n"
-        "for name in ('jinja2', 'platformdirs', 'psutil', 'mlx', 'mlx_lm', 'llama_cpp', 'gguf',\n"
+        "for name in ('jinja2', 'platformdirs', 'psutil', 'mlx', 'mlx_lm', 'llama_cpp', 'xllamacpp',\n"
+        "             'gguf',\n"
         "             'fastapi', 'uvicorn', 'PySide6', 'pytest', 'hypothesis', 'openai'):\n"
         "    sys.modules[name] = None\n"
     )

@@ -13,7 +13,7 @@ import time
 import pytest
 
 FIRESIDE = [sys.executable, "-m", "app"]
-HEAVY = ("torch", "transformers", "mlx", "mlx_lm", "llama_cpp", "PySide6")
+HEAVY = ("torch", "transformers", "mlx", "mlx_lm", "llama_cpp", "xllamacpp", "PySide6")
 
 
 def run(*args, input=None, timeout=120):

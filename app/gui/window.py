@@ -815,7 +815,8 @@ class MainWindow(QMainWindow):
             return
         self.ready_record = task.record
         self.settings.set("model_id", self.ready_model)
-        self.status.setText(f"Ready · {info.backend} · context {info.context_length:,}")
+        at_once = f" each · {info.parallel} requests at once" if info.parallel > 1 else ""
+        self.status.setText(f"Ready · {info.backend} · context {info.context_length:,}{at_once}")
         self.status.setToolTip(task.record.path if task.record else "")
         self._refresh_meter()
         self._update_controls()

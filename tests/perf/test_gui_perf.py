@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.perf, pytest.mark.gui]
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = 5
-HEAVY = ("torch", "transformers", "mlx", "mlx_lm", "llama_cpp")
+HEAVY = ("torch", "transformers", "mlx", "mlx_lm", "llama_cpp", "xllamacpp")
 
 BARE = textwrap.dedent(
     """

@@ -14,10 +14,10 @@ import os
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 pytestmark = pytest.mark.perf
 
@@ -28,7 +28,13 @@ TARGET_S = 180
 def test_fresh_install_of_the_default_dependencies_compiles_nothing(tmp_path):
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     venv = tmp_path / "venv"
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "--no-cache-dir", "--disable-pip-version-check"]
+    pip = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "pip",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+    ]
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     wheels = subprocess.run(

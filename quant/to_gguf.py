@@ -1,23 +1,18 @@
 """Hugging Face / PyTorch checkpoint -> GGUF, one tensor at a time.
 
-F16, BF16 and Q8_0 are written directly; the K-quants and Q4_0 are made by llama.cpp's own
-quantizer (in a child process, so it can be cancelled and a native crash stays there) from
-an intermediate file in the source's own precision, removed afterwards. Output goes to a
-temporary name beside the target, is re-opened and checked, and only then renamed.
+F16, BF16 and Q8_0 are encoded here. The K-quant and Q4_0 mixes choose each tensor's type by
+llama.cpp's rules (quant.kquant_rules) and quantize it with ggml's own quantizer
+(quant.ggml_quants, in xllamacpp's library), piece by piece as it streams through: no
+intermediate file, peak memory near one piece of one tensor. Output goes to a temporary name
+beside the target, is re-opened and checked, and only then renamed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import re
 import shutil
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +27,7 @@ from models.hf import HFCheckpoint, read_hf_folder
 
 from .arch import Architecture, architecture_for
 from .errors import ConversionError, NotEnoughSpace
+from .kquant_rules import MIXES, ModelShape, choose_types, loader_order
 from .sources import TensorSource, as_bf16, as_f16, as_f32, open_source
 from .types import CONVERTER_VERSION, OutputType, output_type
 from .vocab import write_tokenizer
@@ -40,6 +36,7 @@ Q = gguf.GGMLQuantizationType
 SPACE_MARGIN = 32 * 1024 * 1024
 CHUNK_BYTES = 16 * 1024 * 1024  # float32 working set per piece of a large tensor
 Progress = Callable[[int, int], None]
+Quantize = Callable[[Q, np.ndarray, str], np.ndarray]  # (type, float32 rows, name) -> blocks
 
 
 @dataclass(frozen=True)
@@ -49,6 +46,7 @@ class PlannedTensor:
     shape: tuple[int, ...]
     ggml_type: Q
     n_bytes: int
+    quantized: bool = False  # made by ggml's quantizer from float32 (the K-quant mixes)
 
 
 def _nbytes(shape: tuple[int, ...], qtype: Q) -> int:
@@ -56,11 +54,9 @@ def _nbytes(shape: tuple[int, ...], qtype: Q) -> int:
     return int(np.prod(shape, dtype=np.int64)) // block * size
 
 
-def _layer_key(name: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
-
-
 def _choose_type(kind: str, shape: tuple[int, ...], otype: OutputType) -> Q:
+    """The type of a tensor our own writer encodes (every tensor of F16/BF16/Q8_0, and those
+    a mix keeps unquantized)."""
     if len(shape) < 2:
         return Q.F32  # norms, biases: llama.cpp wants them in full precision
     if otype.label == "F16":
@@ -69,51 +65,70 @@ def _choose_type(kind: str, shape: tuple[int, ...], otype: OutputType) -> Q:
         return Q.BF16
     if otype.label == "Q8_0":
         return Q.Q8_0 if shape[-1] % 32 == 0 else Q.F16
-    # Intermediate for llama.cpp's quantizer: the source's own precision, nothing lost.
+    # Kept by a mix: the source's own precision, nothing lost (as llama.cpp keeps them).
     return {"BF16": Q.BF16, "F16": Q.F16}.get(kind, Q.F32)
 
 
-def plan_tensors(arch: Architecture, src: TensorSource, otype: OutputType) -> list[PlannedTensor]:
-    plan = []
-    for hf_name in sorted(src.tensors, key=_layer_key):
-        t = src.tensors[hf_name]
+def model_shape(arch: Architecture) -> ModelShape:
+    return ModelShape(arch.arch_name, arch.n_layers, arch.n_heads, arch.n_kv_heads)
+
+
+def plan_tensors(
+    arch: Architecture, src: TensorSource, otype: OutputType, has_imatrix: bool = False
+) -> list[PlannedTensor]:
+    """What will be written, in llama.cpp's tensor order (whole-model tensors, then by layer)."""
+    entries: list[tuple[str | None, str, tuple[int, ...], str]] = []
+    for hf_name, t in src.tensors.items():
         name = arch.gguf_name(hf_name)
-        if name is None:
-            continue
-        qtype = _choose_type(t.kind, t.shape, otype)
-        plan.append(PlannedTensor(hf_name, name, t.shape, qtype, _nbytes(t.shape, qtype)))
+        if name is not None:
+            entries.append((hf_name, name, t.shape, t.kind))
     for name, array in arch.extra_tensors().items():
-        plan.append(PlannedTensor(None, name, array.shape, Q.F32, array.nbytes))
-    names = [p.name for p in plan]
+        entries.append((None, name, array.shape, "F32"))
+    names = [e[1] for e in entries]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise InvalidModelFile(f"two checkpoint tensors map to the same GGUF tensor {dup!r}")
     if not any(n.startswith("token_embd") for n in names):
         raise InvalidModelFile("the checkpoint has no token embedding; it looks incomplete")
+    mixed: Mapping[str, Q | None] = {}
+    if otype.mixed:
+        mix = MIXES[otype.label]
+        mixed = choose_types([(e[1], e[2]) for e in entries], mix, model_shape(arch), has_imatrix)
+    plan = []
+    for source, name, shape, kind in sorted(entries, key=lambda e: loader_order(e[1])):
+        qtype = mixed.get(name)
+        quantized = qtype is not None
+        if qtype is None:
+            qtype = _choose_type(kind, shape, otype)
+        plan.append(PlannedTensor(source, name, shape, qtype, _nbytes(shape, qtype), quantized))
     return plan
 
 
-def _encode(array: np.ndarray, kind: str, qtype: Q) -> np.ndarray:
-    if qtype == Q.F32:
+def _encode(array: np.ndarray, kind: str, p: PlannedTensor, quantize: Quantize) -> np.ndarray:
+    if p.quantized:
+        return quantize(p.ggml_type, as_f32(array, kind), p.name)
+    if p.ggml_type == Q.F32:
         return np.ascontiguousarray(as_f32(array, kind))
-    if qtype == Q.F16:
+    if p.ggml_type == Q.F16:
         return np.ascontiguousarray(as_f16(array, kind))
-    if qtype == Q.BF16:
+    if p.ggml_type == Q.BF16:
         return np.ascontiguousarray(as_bf16(array, kind))
-    if qtype == Q.Q8_0:
+    if p.ggml_type == Q.Q8_0:
         return gguf.quants.quantize(np.ascontiguousarray(as_f32(array, kind)), Q.Q8_0)
-    raise ConversionError(f"internal: no encoder for {qtype.name}")
+    raise ConversionError(f"internal: no encoder for {p.ggml_type.name}")
 
 
 def _chunks(arch: Architecture, name: str, data: np.ndarray, kind: str):
-    """The tensor in pieces of whole rows (about CHUNK_BYTES of float32 each), transformed.
+    """The tensor, transformed, in pieces of whole rows (about CHUNK_BYTES of float32 each).
 
-    Tensors an architecture transforms are handled whole (they are small: q/k, norms).
+    Tensors an architecture transforms are transformed whole (they are small: q/k, norms).
     """
     if arch.needs_float(name):
         data, kind = as_f32(data, kind), "F32"
-    if arch.changes(name) or data.ndim < 2:
-        yield arch.transform(name, data), kind
+    if arch.changes(name):
+        data = arch.transform(name, data)
+    if data.ndim < 2:
+        yield data, kind
         return
     rows = data.reshape(-1, data.shape[-1])
     step = max(1, CHUNK_BYTES // (rows.shape[1] * 4))
@@ -122,8 +137,8 @@ def _chunks(arch: Architecture, name: str, data: np.ndarray, kind: str):
 
 
 def _file_type(plan: list[PlannedTensor], otype: OutputType) -> int:
-    if otype.label == "Q8_0":
-        return gguf.LlamaFileType.MOSTLY_Q8_0
+    if otype.mixed or otype.label == "Q8_0":
+        return otype.file_type
     big = [p.ggml_type for p in plan if len(p.shape) >= 2]
     if big and all(t == Q.BF16 for t in big):
         return gguf.LlamaFileType.MOSTLY_BF16
@@ -140,9 +155,14 @@ def _write_gguf(
     plan: list[PlannedTensor],
     otype: OutputType,
     name: str,
+    quantize: Quantize,
     tick: Callable[[int], None],
     cancel: Any,
 ) -> None:
+    def check_cancel() -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("conversion cancelled; nothing was kept")
+
     w = gguf.GGUFWriter(path, arch.arch_name)
     try:
         w.add_name(name)
@@ -162,8 +182,7 @@ def _write_gguf(
         extras = arch.extra_tensors()
         fout = w.fout[0]
         for p in plan:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("conversion cancelled; nothing was kept")
+            check_cancel()
             fout.write(b"\0" * (-fout.tell() % w.data_alignment))
             if p.source is None:
                 data, kind = extras[p.name], "F32"
@@ -172,16 +191,17 @@ def _write_gguf(
                 data = src.read(p.source)
             written = 0
             for chunk, chunk_kind in _chunks(arch, p.name, data, kind):
-                encoded = _encode(chunk, chunk_kind, p.ggml_type)
+                check_cancel()
+                encoded = _encode(chunk, chunk_kind, p, quantize)
                 fout.write(encoded.data)
                 written += encoded.nbytes
+                tick(encoded.nbytes)
                 del chunk, encoded
             if written != p.n_bytes:
                 raise ConversionError(f"internal: {p.name} encoded to an unexpected size")
             del data
             if p.source is not None:
                 src.release(p.source)
-            tick(p.n_bytes)
         w.flush()
     finally:
         w.close()
@@ -197,54 +217,56 @@ def _check_space(folder: Path, needed: int) -> None:
         )
 
 
-def _quantize(
-    src: Path, dst: Path, otype: OutputType, expect: int, progress: Any, cancel: Any
-) -> None:
-    """llama.cpp's quantizer in a child process; progress from the output's growth."""
-    threads = max(1, os.cpu_count() or 1)
-    cmd = [
-        sys.executable,
-        "-m",
-        "quant._llama_quantize",
-        str(src),
-        str(dst),
-        str(otype.llama_ftype),
-        str(threads),
-    ]
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    with tempfile.TemporaryFile() as log:
-        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
-        try:
-            while child.poll() is None:
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("conversion cancelled; nothing was kept")
-                with contextlib.suppress(OSError):
-                    progress(min(dst.stat().st_size, expect))
-                time.sleep(0.1)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        if child.returncode != 0:
-            log.seek(0)
-            tail = log.read().decode("utf-8", "replace").strip().splitlines()[-3:]
-            if child.returncode == 3 or any("No space" in line for line in tail):
-                raise ConversionError("the disk filled up while quantizing; nothing was kept")
-            raise ConversionError(
-                f"llama.cpp's quantizer failed ({otype.label}): " + " / ".join(tail)
-            )
-
-
-def _verify(path: Path, plan_count: int, arch_name: str, otype: OutputType) -> None:
+def _verify(path: Path, plan: list[PlannedTensor], arch_name: str) -> None:
     info = read_gguf(path)
-    if info.architecture != arch_name or len(info.tensors) < 1:
+    if info.architecture != arch_name:
         raise ConversionError("the written file does not read back as the converted model")
-    if otype.direct and len(info.tensors) != plan_count:
+    got = [(t.name, t.ggml_type, t.n_bytes) for t in info.tensors]
+    if got != [(p.name, int(p.ggml_type), p.n_bytes) for p in plan]:
         raise ConversionError(
-            f"the written file holds {len(info.tensors)} tensors, {plan_count} were written"
+            f"the written file holds {len(got)} tensors that do not match the {len(plan)} "
+            f"that were written"
         )
+
+
+def _quantizer(otype: OutputType, imatrix: Mapping[str, np.ndarray] | None) -> Quantize:
+    """How the planned-quantized tensors are encoded: ggml's quantizer, with the importance
+    matrix's row for each tensor (llama.cpp's handling: a tensor it lacks is quantized
+    without one; a token embedding of another size is ignored)."""
+    if not otype.mixed:
+        if imatrix is not None:
+            raise ConversionError(
+                f"an importance matrix applies only to the K-quant and Q4_0 types, "
+                f"not {otype.label}"
+            )
+        return _no_quantizer
+    from .ggml_quants import load
+
+    quantizer = load()
+    weights: dict[str, np.ndarray] = {}
+    for key, values in (imatrix or {}).items():
+        array = np.asarray(values, dtype=np.float32).reshape(-1)
+        if not np.isfinite(array).all():
+            raise ConversionError(f"the importance matrix for {key} holds non-finite values")
+        weights[key] = array
+
+    def quantize(qtype: Q, rows: np.ndarray, name: str) -> np.ndarray:
+        w = weights.get(name)
+        if w is not None and w.size != rows.shape[-1]:
+            if name.startswith("token_embd"):
+                w = None
+            else:
+                raise ConversionError(
+                    f"the importance matrix for {name} has {w.size} values; its rows have "
+                    f"{rows.shape[-1]}"
+                )
+        return quantizer.quantize(qtype, rows, w, name)
+
+    return quantize
+
+
+def _no_quantizer(qtype: Q, rows: np.ndarray, name: str) -> np.ndarray:
+    raise ConversionError(f"internal: {name} planned as {qtype.name} without a quantizer")
 
 
 def default_output(ckpt: HFCheckpoint, otype: OutputType) -> Path:
@@ -258,11 +280,14 @@ def convert(
     progress: Progress | None = None,
     cancel: Any = None,
     name: str | None = None,
+    imatrix: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Convert the Hugging Face folder ``source`` to GGUF type ``to`` (e.g. ``gguf-q4_k_m``).
 
-    Returns the output path. Raises InvalidModelFile / UnsupportedModel before any heavy work,
-    NotEnoughSpace before writing, Cancelled or ConversionError after removing partial files.
+    ``imatrix``: an importance matrix (GGUF tensor name -> one float32 weight per column),
+    used by the K-quant and Q4_0 types. Returns the output path. Raises InvalidModelFile /
+    UnsupportedModel before any heavy work, NotEnoughSpace before writing, Cancelled or
+    ConversionError after removing partial files.
     """
     otype = output_type(to)
     ckpt = read_hf_folder(source)
@@ -275,16 +300,14 @@ def convert(
     final = Path(out).expanduser() if out else default_output(ckpt, otype)
     if final.exists():
         raise ConversionError(f"{final} already exists; choose another output name (-o)")
+    quantize = _quantizer(otype, imatrix)
     final.parent.mkdir(parents=True, exist_ok=True)
     model_name = name or str(ckpt.config.get("_name_or_path") or "").strip() or ckpt.path.name
 
     with open_source(ckpt) as src:
-        plan = plan_tensors(arch, src, otype)
-        written = sum(p.n_bytes for p in plan)
-        n_params = sum(int(np.prod(p.shape)) for p in plan)
-        final_size = written if otype.direct else int(n_params * otype.bits_per_weight / 8)
-        _check_space(final.parent, written + (0 if otype.direct else final_size))
-        total = written + (0 if otype.direct else final_size)
+        plan = plan_tensors(arch, src, otype, has_imatrix=imatrix is not None)
+        total = sum(p.n_bytes for p in plan)
+        _check_space(final.parent, total)
         done = 0
 
         def tick(n: int) -> None:
@@ -297,26 +320,8 @@ def convert(
             progress(0, total)
         try:
             with atomic_path(final) as tmp:
-                if otype.direct:
-                    _write_gguf(tmp, ckpt, arch, src, plan, otype, model_name, tick, cancel)
-                else:
-                    inter = tmp.with_name(tmp.name + ".intermediate")
-                    try:
-                        _write_gguf(inter, ckpt, arch, src, plan, otype, model_name, tick, cancel)
-                        src.close()
-                        base = done
-                        _quantize(
-                            inter,
-                            tmp,
-                            otype,
-                            final_size,
-                            lambda n: progress(min(base + n, total), total) if progress else None,
-                            cancel,
-                        )
-                    finally:
-                        with contextlib.suppress(FileNotFoundError):
-                            inter.unlink()
-                _verify(tmp, len(plan), arch.arch_name, otype)
+                _write_gguf(tmp, ckpt, arch, src, plan, otype, model_name, quantize, tick, cancel)
+                _verify(tmp, plan, arch.arch_name)
                 tmp.chmod(0o644)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):

@@ -4,29 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CONVERTER_VERSION = "fireside-gguf 1"
+import gguf
+
+CONVERTER_VERSION = "fireside-gguf 2"
+FT = gguf.LlamaFileType
 
 
 @dataclass(frozen=True)
 class OutputType:
     name: str  # what the user types: gguf-q4_k_m
     label: str  # what the library shows: Q4_K_M
-    direct: bool  # written by our own writer (True) or by llama.cpp's quantizer (False)
-    bits_per_weight: float  # for the free-space estimate of 2-D weights
-    llama_ftype: int | None = None  # llama_ftype for llama_model_quantize
+    file_type: FT  # general.file_type (llama_ftype)
+    bits_per_weight: float  # roughly, for 2-D weights
+    # Quantized per tensor by ggml (xllamacpp) in llama.cpp's mix ``label`` (quant.kquant_rules);
+    # otherwise every 2-D weight is written in one type by our own writer.
+    mixed: bool = False
 
 
-# llama_ftype values (llama.h): stable across llama.cpp releases.
 OUTPUT_TYPES: dict[str, OutputType] = {
     t.name: t
     for t in (
-        OutputType("gguf-f16", "F16", True, 16.0),
-        OutputType("gguf-bf16", "BF16", True, 16.0),
-        OutputType("gguf-q8_0", "Q8_0", True, 8.5),
-        OutputType("gguf-q6_k", "Q6_K", False, 6.5625, 18),
-        OutputType("gguf-q5_k_m", "Q5_K_M", False, 5.7, 17),
-        OutputType("gguf-q4_k_m", "Q4_K_M", False, 4.9, 15),
-        OutputType("gguf-q4_0", "Q4_0", False, 4.5, 2),
+        OutputType("gguf-f16", "F16", FT.MOSTLY_F16, 16.0),
+        OutputType("gguf-bf16", "BF16", FT.MOSTLY_BF16, 16.0),
+        OutputType("gguf-q8_0", "Q8_0", FT.MOSTLY_Q8_0, 8.5),
+        OutputType("gguf-q6_k", "Q6_K", FT.MOSTLY_Q6_K, 6.5625, mixed=True),
+        OutputType("gguf-q5_k_m", "Q5_K_M", FT.MOSTLY_Q5_K_M, 5.7, mixed=True),
+        OutputType("gguf-q4_k_m", "Q4_K_M", FT.MOSTLY_Q4_K_M, 4.9, mixed=True),
+        OutputType("gguf-q4_0", "Q4_0", FT.MOSTLY_Q4_0, 4.5, mixed=True),
     )
 }
 

@@ -67,9 +67,13 @@ def llama_vocab(gguf_path: Path, texts: list[str], detokenize: list[list[int]]) 
         return json.loads(out.read_text())
 
 
-def llama_quantize(src: Path, dst: Path, file_type: int, threads: int = 2) -> None:
-    """llama.cpp's own ``llama_model_quantize`` of ``src`` into ``dst`` (llama_ftype)."""
-    _peer("quantize", str(src), str(dst), str(int(file_type)), str(threads))
+def llama_quantize(
+    src: Path, dst: Path, file_type: int, threads: int = 2, imatrix: Path | None = None
+) -> None:
+    """llama.cpp's own ``llama_model_quantize`` of ``src`` into ``dst`` (llama_ftype), with
+    an importance matrix from ``imatrix`` (.npz: tensor name -> one weight per column)."""
+    extra = [str(imatrix)] if imatrix is not None else []
+    _peer("quantize", str(src), str(dst), str(int(file_type)), str(threads), *extra)
 
 
 _SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
@@ -181,7 +185,7 @@ def _child_vocab(gguf_path: str, job_path: str, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(result))
 
 
-def _child_quantize(src: str, dst: str, file_type: str, threads: str) -> None:
+def _child_quantize(src: str, dst: str, file_type: str, threads: str, imatrix: str = "") -> None:
     import ctypes
 
     import llama_cpp
@@ -189,6 +193,16 @@ def _child_quantize(src: str, dst: str, file_type: str, threads: str) -> None:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = int(file_type)
     params.nthread = int(threads)
+    if imatrix:
+        with np.load(imatrix) as data:
+            arrays = {k: np.ascontiguousarray(data[k], dtype=np.float32) for k in data.files}
+        entries = (llama_cpp.llama_model_imatrix_data * (len(arrays) + 1))()
+        for entry, (name, values) in zip(entries, arrays.items()):
+            entry.name = name.encode()
+            entry.data = values.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+            entry.size = values.size
+        entries[len(arrays)].name = None  # the end of the list
+        params.imatrix = entries
     rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
     if rc != 0:
         raise SystemExit(f"llama_model_quantize returned {rc}")

@@ -1,9 +1,10 @@
 """Fireside's converter against llama.cpp's own pipeline, on the real SmolLM2 checkpoint.
 
 Peer: ``convert_hf_to_gguf.py`` from the llama-cpp-python sdist (downloaded into the test
-cache with pip, run from there, never copied), then ``llama_model_quantize`` for K-quants
-(the peer's intermediate is bf16, lossless for this bf16 checkpoint, as ours is). Each side
-runs in its own process; wall time, and peak RSS (with children) from GNU time;
+cache with pip, run from there, never copied), then ``llama_model_quantize`` for the K-quant
+and Q4_0 mixes (the peer's intermediate is bf16, lossless for this bf16 checkpoint). Ours is
+one pass: each tensor quantized by ggml (xllamacpp) as it streams, no intermediate file.
+Each side runs in its own process; wall time, and peak RSS (with children) from GNU time;
 quality is the mean KL against transformers on the texts of tests/test_quant_real.py.
 Runs alternate, best of two. Targets (issue 5): wall ratio <= 1.0, RSS ratio <= 0.5, KL no
 worse than the peer's.
@@ -23,6 +24,8 @@ import numpy as np
 import pytest
 from quant_helpers import kl_and_top1, llama_logits
 from test_quant_real import TEXTS
+
+from quant import OUTPUT_TYPES
 
 pytestmark = pytest.mark.perf
 
@@ -108,7 +111,8 @@ def run_peer(script: Path, ckpt: Path, to: str, out: Path) -> tuple[float, int]:
         [sys.executable, str(script), str(ckpt), "--outtype", "bf16", "--outfile", str(inter)],
         script.parent,
     )
-    w2, r2 = measure([sys.executable, "-c", QUANTIZE, str(inter), str(out), "15"], ROOT)
+    ftype = str(int(OUTPUT_TYPES[to].file_type))
+    w2, r2 = measure([sys.executable, "-c", QUANTIZE, str(inter), str(out), ftype], ROOT)
     inter.unlink()
     return w1 + w2, max(r1, r2)
 
@@ -119,7 +123,9 @@ def quality(path: Path, ids: list[list[int]], ref: list[np.ndarray]) -> float:
     return float(np.average(kls, weights=[len(i) for i in ids]))
 
 
-@pytest.mark.parametrize("to", ["gguf-q8_0", "gguf-q4_k_m"])
+@pytest.mark.parametrize(
+    "to", ["gguf-q8_0", "gguf-q4_k_m", "gguf-q5_k_m", "gguf-q6_k", "gguf-q4_0"]
+)
 def test_convert_against_llama_cpp_pipeline(
     to: str, hf_checkpoint: Path, peer_script: Path, tmp_path: Path
 ) -> None:

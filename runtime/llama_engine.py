@@ -1,14 +1,14 @@
 """xllamacpp, the library that embeds llama.cpp's server engine: importing it with a clear
 word when it is missing or too old, the engine settings we choose, and what the build can use.
 
-Thread policy (measured on a 2-core laptop-class CPU, SmolLM2 Q4_1): llama.cpp's worker
-threads wait for each other by spinning, so with as many decode threads as cores, any other
-busy process makes decode collapse (124-132 tokens/s idle, 44-54 with one busy Python
-thread, seconds per token beside a benchmark). Decode is bound by memory bandwidth, and one
-thread fewer than the cores loses little when idle and keeps the speed when the machine is
-busy; prompt evaluation is compute-bound and parallel enough to use every core. So: decode
-threads = physical cores - 1 (at least 1, at most 8), prompt threads = physical cores,
-and the threads sleep between requests instead of polling.
+Thread policy (measured on this 2-core machine, SmolLM2 Q4_1, decode tokens/s): llama.cpp's
+worker threads wait for each other at every step of a token, so with as many threads as
+cores, one other busy process makes decode collapse (about 65 idle, 18-20 beside one busy
+process); one thread fewer than the cores keeps its speed beside it but gives up a third
+of the idle speed on two cores. xllamacpp fixes the thread count when a model loads, so the
+choice is made then: when another process is running on the CPU at that moment, decode and
+prompt use one thread fewer than the physical cores; otherwise all of them. Idle threads
+sleep between requests instead of polling.
 """
 
 from __future__ import annotations
@@ -36,12 +36,54 @@ def physical_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _running_here() -> int:
+    """Threads of this process on a CPU right now (this one included)."""
+    import os
+
+    n = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[1].split()[0] == b"R":
+                    n += 1
+        except OSError:
+            continue
+    return max(n, 1)
+
+
+def others_running() -> float:
+    """How many other threads are running on the CPU right now (a median of a few quick
+    looks; Linux's /proc/stat, elsewhere psutil's CPU use over a short moment)."""
+    import time
+
+    try:
+        samples = []
+        for _ in range(5):
+            with open("/proc/stat", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"procs_running"):
+                        samples.append(int(line.split()[1]) - _running_here())
+            time.sleep(0.004)
+        if samples:
+            return float(sorted(samples)[len(samples) // 2])
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        busy = psutil.cpu_percent(interval=0.05) / 100 * (psutil.cpu_count() or 1)
+        return max(0.0, busy - 1.0)  # less this process
+    except Exception:
+        return 0.0
+
+
 def thread_counts(requested: int | None = None) -> tuple[int, int]:
     """(decode threads, prompt threads): ``requested`` for both, or the policy above."""
     if requested:
         return requested, requested
-    cores = physical_cores()
-    return max(1, min(cores - 1, MAX_DECODE_THREADS)), cores
+    cores = min(physical_cores(), MAX_DECODE_THREADS)
+    n = max(1, cores - 1) if others_running() >= 1 else cores
+    return n, n
 
 
 def _version(text: str) -> tuple[int, ...]:

@@ -204,20 +204,12 @@ def test_mlx_4bit_is_bounded(mlx_dir, torch_backend, sequences, reference):
 
 
 def gguf_logprobs(path, sequences) -> np.ndarray:
-    import llama_cpp
+    """llama.cpp's log-probabilities at every position (llama-cpp-python, the peer, in a
+    child process: never beside xllamacpp's library in this one)."""
+    from quant_helpers import llama_logits
 
-    llm = llama_cpp.Llama(
-        model_path=str(path), n_ctx=512, logits_all=True, n_threads=2, verbose=False
-    )
-    try:
-        out = []
-        for ids in sequences:
-            llm.reset()
-            llm.eval(ids)
-            out.append(log_softmax(np.array(llm.scores[: len(ids)], dtype=np.float32)))
-        return np.concatenate(out)
-    finally:
-        llm.close()
+    ids = [[int(t) for t in seq] for seq in sequences]
+    return np.concatenate([log_softmax(x) for x in llama_logits(path, ids)])
 
 
 @pytest.fixture(scope="module")

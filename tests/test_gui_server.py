@@ -15,9 +15,7 @@ import subprocess
 import httpx
 import psutil
 import pytest
-
-pytest.importorskip("pytestqt")
-
+import pytestqt  # noqa: F401, E402  (the test extra has it; missing, the tests fail)
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QGuiApplication  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402

@@ -12,9 +12,7 @@ import signal
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("pytestqt")
-
+import pytestqt  # noqa: F401, E402  (the test extra has it; missing, the tests fail)
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402

@@ -33,17 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def apply_offline_mode() -> bool:
-    """When offline mode is on (the setting or $HF_HUB_OFFLINE), make it hold for every
-    library in this process and the engines it starts. True when it is on."""
-    from models.hub import enforce_offline, is_offline
-
-    if is_offline():
-        enforce_offline()
-        return True
-    return False
-
-
 def open_gui() -> int:
     try:
         gui = importlib.import_module("app.gui.main")
@@ -63,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `offline` reports the setting, not this process's switch; the window applies it itself
     # once it is shown (app.gui.main), so that start-up stays quick.
     if args.command not in (None, "offline"):
+        from models.hub import apply_offline_mode
+
         apply_offline_mode()
     if args.command is None:
         return open_gui()

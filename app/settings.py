@@ -1,14 +1,13 @@
 """The app's own small settings (window geometry, last conversation, chosen model) and the
-named sampling presets. Qt-free; stored as JSON beside the database, written atomically."""
+named sampling presets. Qt-free; the file itself is owned by :mod:`models.settings`."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-from models import paths
-from models.atomic import atomic_path
+from models.settings import Settings
+
+__all__ = ["DEFAULT_PRESET", "PRESETS", "Settings", "preset_params"]
 
 # Named sampling presets: GenerationParams fields that differ from the defaults.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -31,27 +30,3 @@ def preset_params(name: str) -> dict[str, Any]:
     from runtime import GenerationParams
 
     return GenerationParams().replace(**PRESETS.get(name, {})).to_dict()
-
-
-class Settings:
-    """A flat JSON dict; unknown or unreadable files fall back to defaults."""
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path else paths.settings_path()
-        self._data: dict[str, Any] = {}
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(data, dict):
-                self._data = data
-        except (OSError, ValueError):
-            pass
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self._data[key] = value
-
-    def save(self) -> None:
-        with atomic_path(self.path) as tmp:
-            tmp.write_text(json.dumps(self._data, indent=2, sort_keys=True), encoding="utf-8")

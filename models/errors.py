@@ -28,3 +28,31 @@ class Cancelled(FiresideError):
 
     def __init__(self, message: str = "cancelled") -> None:
         super().__init__(message)
+
+
+def describe(exc: BaseException) -> str:
+    """The one way any face (CLI, window, API) puts an error into words for a person: our
+    own errors as written; the common system failures as what happened; anything else as a
+    plain sentence. Never a Python class name."""
+    import errno
+
+    if isinstance(exc, FiresideError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "there was not enough memory for that"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)):
+            return f"the disk is full{where}; free some space and try again"
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"permission denied{where}: that place cannot be written or read"
+        if exc.errno == errno.ENOENT:
+            return f"a file was not found{where}"
+        if isinstance(exc, TimeoutError):
+            return "the connection timed out"
+        if isinstance(exc, ConnectionError):
+            return "the connection failed"
+        if exc.strerror:
+            return f"the system refused: {exc.strerror.lower()}{where}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"something went wrong ({first})" if first else "something went wrong"

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 
 import httpx
 import psutil
@@ -202,3 +203,11 @@ def test_offline_mode_item_persists_and_holds_for_the_process(qtbot, make_window
     assert Settings().get("offline") is False and not models.hub.is_offline()
     assert "HF_HUB_OFFLINE" not in os.environ and hub_constants.HF_HUB_OFFLINE is False
     assert not again.offline_action.isChecked() and not again.statusBar().isVisible()
+
+
+def test_offline_set_by_the_cli_while_the_window_is_open_survives_its_close(make_window):
+    window = make_window(wait_ready=False)
+    subprocess.run([sys.executable, "-m", "app", "offline", "on"], check=True, timeout=60)
+    window.close()  # writes its geometry and last chat, and nothing else
+    assert Settings().get("offline") is True
+    subprocess.run([sys.executable, "-m", "app", "offline", "off"], check=True, timeout=60)

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tick.start(250)
     tick.timeout.connect(lambda: None)
     window.show()
-    from app.cli import apply_offline_mode
+    from models.hub import apply_offline_mode
 
     apply_offline_mode()  # before the window starts an engine (children inherit it)
     code = app.exec()

@@ -495,15 +495,23 @@ class MainWindow(QMainWindow):
 
     def save_state(self) -> None:
         geometry = bytes(self.saveGeometry().data())
-        self.settings.set("geometry", base64.b64encode(geometry).decode("ascii"))
-        self.settings.set("window_size", [self.width(), self.height()])
-        self.settings.set("last_conversation", self.conversation.id if self.conversation else None)
+        values: dict[str, Any] = {
+            "geometry": base64.b64encode(geometry).decode("ascii"),
+            "window_size": [self.width(), self.height()],
+            "last_conversation": self.conversation.id if self.conversation else None,
+        }
         if self.selected is not None:
-            self.settings.set("model_id", self.selected.id)
+            values["model_id"] = self.selected.id
+        self._save_settings(values, quiet=True)
+
+    def _save_settings(self, values: dict[str, Any], *, quiet: bool = False) -> None:
+        """Write only these keys (others, e.g. offline mode set by the CLI meanwhile, stay)."""
         try:
-            self.settings.save()
-        except OSError:
-            pass
+            self.settings.update(values)
+        except OSError as exc:
+            if not quiet:
+                reason = exc.strerror or "the disk refused the write"
+                self.banner.show_message(f"The settings could not be saved: {reason}.", "error")
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         self.shutdown()
@@ -666,14 +674,9 @@ class MainWindow(QMainWindow):
         return dialog
 
     def _save_server_settings(self, values: dict[str, Any]) -> None:
-        for key, value in values.items():
-            self.settings.set(key, value)
+        self._save_settings(values)
         # The next load uses it (a loaded model keeps its slots until then).
         self.host.options = replace(self.host.options, n_parallel=parallel_setting(self.settings))
-        try:
-            self.settings.save()
-        except OSError as exc:
-            self.banner.show_message(f"The settings could not be saved: {exc}", "error")
 
     def _read_offline_mode(self) -> None:
         """The item shows offline mode as it holds (the setting, or $HF_HUB_OFFLINE); read
@@ -695,11 +698,7 @@ class MainWindow(QMainWindow):
         """File ▸ Offline mode: the same setting as ``fireside offline on|off``."""
         from models.hub import enforce_offline, is_offline, relax_offline
 
-        self.settings.set("offline", bool(on))
-        try:
-            self.settings.save()
-        except OSError as exc:
-            self.banner.show_message(f"The settings could not be saved: {exc}", "error")
+        self._save_settings({"offline": bool(on)})
         if on:
             enforce_offline()  # engines started from now on inherit it
         else:
@@ -814,7 +813,7 @@ class MainWindow(QMainWindow):
         if task.worker.cancelled or self._closing:
             return
         self.ready_record = task.record
-        self.settings.set("model_id", self.ready_model)
+        self._save_settings({"model_id": self.ready_model}, quiet=True)
         at_once = f" each · {info.parallel} requests at once" if info.parallel > 1 else ""
         self.status.setText(f"Ready · {info.backend} · context {info.context_length:,}{at_once}")
         self.status.setToolTip(task.record.path if task.record else "")
@@ -1064,10 +1063,13 @@ class MainWindow(QMainWindow):
         else:
             self.conversation = self.history.update(self.conversation.id, **changes)
         if values.get("default"):
-            self.settings.set("default_system_prompt", changes["system_prompt"])
-            self.settings.set("default_preset", changes["preset"])
-            self.settings.set("default_params", changes["params"])
-            self.settings.save()
+            self._save_settings(
+                {
+                    "default_system_prompt": changes["system_prompt"],
+                    "default_preset": changes["preset"],
+                    "default_params": changes["params"],
+                }
+            )
 
     # -- chatting ------------------------------------------------------------------------
     def _send_or_stop(self) -> None:

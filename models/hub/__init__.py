@@ -5,6 +5,7 @@ inside the functions that talk to the network).
 """
 
 from .config import (
+    apply_offline_mode,
     cache_dir,
     endpoint,
     enforce_offline,
@@ -36,6 +37,7 @@ from .listing import (
 from .search import Offer, SearchResult, fit_verdict, search
 
 __all__ = [
+    "apply_offline_mode",
     "DiskFull",
     "DownloadVerificationFailed",
     "GGUFVariant",

@@ -7,13 +7,10 @@ defaults follow huggingface_hub's own conventions, so other tools' downloads are
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
-from .. import paths
-from ..atomic import write_bytes_atomic
+from ..settings import Settings, read_settings
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 SETTING_OFFLINE = "offline"
@@ -46,20 +43,9 @@ def cache_dir() -> Path:
     return hf_home() / "hub"
 
 
-def read_settings() -> dict[str, Any]:
-    """The user's settings (``settings.json`` in the data directory); {} when absent or unreadable."""
-    try:
-        data = json.loads(paths.settings_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def set_offline_setting(offline: bool) -> None:
     """Remember offline mode in ``settings.json`` (other keys are kept)."""
-    data = read_settings()
-    data[SETTING_OFFLINE] = bool(offline)
-    write_bytes_atomic(paths.settings_path(), (json.dumps(data, indent=2) + "\n").encode())
+    Settings().set(SETTING_OFFLINE, bool(offline))
 
 
 def is_offline(explicit: bool | None = None) -> bool:
@@ -104,3 +90,12 @@ def relax_offline() -> None:
     else:
         os.environ["HF_HUB_OFFLINE"] = before
     _set_hub_switch(_truthy(before) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE")))
+
+
+def apply_offline_mode() -> bool:
+    """When offline mode is on (the setting or $HF_HUB_OFFLINE), make it hold for every
+    library in this process and the engines it starts. True when it is on."""
+    if is_offline():
+        enforce_offline()
+        return True
+    return False

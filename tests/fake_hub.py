@@ -5,7 +5,8 @@ It answers what huggingface_hub 2.x asks (read from its code): ``GET /api/models
 LFS sha256), ``HEAD``/``GET /OWNER/NAME/resolve/REV/PATH`` with ``X-Repo-Commit``, ``ETag``,
 ``X-Linked-Etag``, ``X-Linked-Size``, ``Content-Length`` and byte ``Range`` support, and the
 Hub's error headers (``X-Error-Code``). Faults can be switched on per file: drop the
-connection after N bytes, flip one byte. Every request is logged for the tests to inspect.
+connection after N bytes, flip one byte, send slowly (``throttle``); ``listed_sizes`` lists
+huge files that are never served (for memory-fit verdicts). Every request is logged for the tests to inspect.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,6 +42,7 @@ class FakeRepo:
     private: bool = False
     gated: bool = False
     extra_listing: list[str] = field(default_factory=list)  # names listed but not served
+    listed_sizes: dict[str, int] = field(default_factory=dict)  # listed, never served (huge)
 
     def is_lfs(self, path: str) -> bool:
         return path.endswith(LFS_SUFFIXES) or len(self.files[path]) > 4096
@@ -58,6 +61,18 @@ class FakeRepo:
     def info(self, with_files: bool) -> dict[str, Any]:
         names = list(self.files) + self.extra_listing
         siblings = [self.sibling(p) if with_files else {"rfilename": p} for p in names]
+        for name, size in self.listed_sizes.items():
+            fake_sha = hashlib.sha256(name.encode()).hexdigest()
+            siblings.append(
+                {
+                    "rfilename": name,
+                    "size": size,
+                    "blobId": git_blob_id(name.encode()),
+                    "lfs": {"size": size, "sha256": fake_sha, "pointerSize": 134},
+                }
+                if with_files
+                else {"rfilename": name}
+            )
         return {
             "_id": self.commit[:24],
             "id": self.repo_id,
@@ -87,6 +102,7 @@ class FakeHub:
         self.drop_after: dict[str, list[int]] = {}  # path -> byte counts, one per future GET
         self.flip_byte: set[str] = set()  # paths served with one byte changed
         self.bytes_served: dict[str, int] = {}
+        self.throttle: dict[str, float] = {}  # path -> seconds to wait after each 64 KiB sent
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -253,6 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "library_name",
                         "gated",
                         "private",
+                        "lastModified",
                     )
                 }
             )
@@ -322,6 +339,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            return
+        delay = self.fake.throttle.get(name)
+        if delay:
+            try:
+                for i in range(0, len(body), 65536):
+                    self.wfile.write(body[i : i + 65536])
+                    self.wfile.flush()
+                    self._count(name, len(body[i : i + 65536]))
+                    time.sleep(delay)
+            except OSError:  # the client stopped reading (paused or cancelled)
+                self.close_connection = True
             return
         self.wfile.write(body)
         self._count(name, len(body))

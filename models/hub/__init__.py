@@ -34,11 +34,15 @@ from .listing import (
     gguf_variants,
     select_files,
 )
-from .search import Offer, SearchResult, fit_verdict, search
+from .queue import DownloadQueue
+from .queue import Entry as DownloadEntry
+from .search import Offer, SearchResult, fit_verdict, recommend, search
 
 __all__ = [
     "apply_offline_mode",
     "DiskFull",
+    "DownloadEntry",
+    "DownloadQueue",
     "DownloadVerificationFailed",
     "GGUFVariant",
     "HubAccessDenied",
@@ -67,6 +71,7 @@ __all__ = [
     "pull",
     "pull_plan",
     "read_settings",
+    "recommend",
     "search",
     "select_files",
     "relax_offline",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..errors import FiresideError
+import errno
+
+from ..errors import FiresideError, describe
 
 
 class HubError(FiresideError):
@@ -39,3 +41,41 @@ class DiskFull(HubError):
 
 class NothingToDownload(HubError):
     """The repository has no files Fireside can use, or the requested quantization is absent."""
+
+
+def failure_kind(exc: BaseException) -> str:
+    """disk_full | unreachable | access | damaged | missing | other."""
+    for cls, kind in (
+        (DiskFull, "disk_full"),
+        (HubUnreachable, "unreachable"),
+        (HubAccessDenied, "access"),
+        (DownloadVerificationFailed, "damaged"),
+        (HubRepoNotFound, "missing"),
+    ):
+        if isinstance(exc, cls):
+            return kind
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return "disk_full"
+    return "other"
+
+
+def download_failure(name: str, done: int, total: int, exc: BaseException) -> str:
+    """Why the download of ``name`` stopped, in plain words, and what to do (in any face)."""
+    kind = failure_kind(exc)
+    kept = f" ({done * 100 // total}% is kept)" if total and done else ""
+    if kind == "disk_full":
+        return (
+            f"the disk is full, so {name} could not be saved{kept}. Free some space and "
+            "resume the download: it continues where it stopped"
+        )
+    if kind == "unreachable":
+        return (
+            f"the connection to the Hub was lost while downloading {name}{kept}. Resume the "
+            "download when the network is back: it continues where it stopped"
+        )
+    if kind == "damaged":
+        return (
+            f"a file of {name} arrived damaged (it does not match the SHA-256 the Hub "
+            "publishes); it was deleted and nothing was added. Resume to fetch it again"
+        )
+    return describe(exc)

@@ -190,6 +190,7 @@ def listing_from_info(info: Any, repo: str) -> Any:
             "downloads": info.downloads or 0,
             "likes": info.likes or 0,
             "private": bool(info.private),
+            "last_modified": getattr(info, "last_modified", None),
         },
     )
 

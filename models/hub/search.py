@@ -33,6 +33,12 @@ class Offer:
     files: tuple[str, ...]
     split: bool = False
     fit: str | None = None
+    name: str = ""  # the GGUF variant's file stem (unique where two share a quantization)
+
+    @property
+    def ref_quant(self) -> str | None:
+        """What ``REPO:QUANT`` names this offer by (None for a model folder)."""
+        return (self.name or self.label) if self.label != "model" else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +62,9 @@ class SearchResult:
     total_size: int | None = None  # the model folder (MLX/safetensors) or None for GGUF
     note: str | None = None  # why details are missing, when they are
     tags: tuple[str, ...] = field(default=(), repr=False)
+    private: bool = False
+    license: str | None = None  # from the repository's ``license:`` tag
+    last_modified: str | None = None  # ISO date of the last commit, when the Hub says
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,7 +77,35 @@ class SearchResult:
             "total_size": self.total_size,
             "offers": [o.to_dict() for o in self.offers],
             "note": self.note,
+            "private": self.private,
+            "license": self.license,
+            "last_modified": self.last_modified,
         }
+
+
+def license_of(tags: tuple[str, ...] | list[str]) -> str | None:
+    for tag in tags:
+        if tag.lower().startswith("license:"):
+            return tag.split(":", 1)[1] or None
+    return None
+
+
+def recommend(offers: tuple[Offer, ...] | list[Offer]) -> tuple[Offer | None, str]:
+    """The offer to suggest on this machine, and why in a sentence: the largest that fits
+    comfortably; else the smallest that fits only tightly; else none."""
+    fits = [o for o in offers if o.fit == "fits"]
+    if fits:
+        best = max(fits, key=lambda o: o.size)
+        why = "the largest that fits comfortably in this machine's memory"
+        return best, why if len(offers) > 1 else "it fits comfortably in this machine's memory"
+    tight = [o for o in offers if o.fit == "tight"]
+    if tight:
+        return min(tight, key=lambda o: o.size), (
+            "the smallest one, and even it fits only tightly: close other programs first"
+        )
+    if offers and all(o.fit == "won't fit" for o in offers):
+        return None, "none of these fits in this machine's memory"
+    return None, ""
 
 
 def describe_listing(listing: RepoListing, downloads: int = 0, likes: int = 0) -> SearchResult:
@@ -85,6 +122,7 @@ def describe_listing(listing: RepoListing, downloads: int = 0, likes: int = 0) -
                     files=tuple(f.path for f in v.files),
                     split=v.split,
                     fit=fit_verdict(v.size, "gguf"),
+                    name=v.name,
                 )
             )
     elif kind in ("mlx", "safetensors", "pytorch"):
@@ -108,7 +146,16 @@ def describe_listing(listing: RepoListing, downloads: int = 0, likes: int = 0) -
         offers=tuple(offers),
         total_size=total,
         tags=listing.tags,
+        private=bool(listing.extras.get("private")),
+        license=license_of(listing.tags),
+        last_modified=_text(listing.extras.get("last_modified")),
     )
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def search(
@@ -135,7 +182,15 @@ def search(
                 filter=format,
                 sort="downloads",
                 limit=max(1, limit),
-                expand=["downloads", "likes", "gated", "tags", "library_name"],
+                expand=[
+                    "downloads",
+                    "likes",
+                    "gated",
+                    "tags",
+                    "library_name",
+                    "lastModified",
+                    "private",
+                ],
             )
         )
     found.sort(key=lambda m: m.downloads or 0, reverse=True)
@@ -151,6 +206,9 @@ def search(
                 likes=model.likes or 0,
                 gated=bool(model.gated),
                 note=str(exc),
+                private=bool(getattr(model, "private", False)),
+                license=license_of(tuple(model.tags or ())),
+                last_modified=_text(getattr(model, "last_modified", None)),
             )
         return describe_listing(listing, model.downloads or 0, model.likes or 0)
 

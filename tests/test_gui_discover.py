@@ -117,7 +117,7 @@ def test_search_lists_results_and_a_repository_shows_its_variants_with_fit(
     assert "GGUF" in w.discover.repo_meta.text()
     assert "licence apache-2.0" in w.discover.repo_meta.text()
     variants = w.discover.variant_rows()
-    assert [v[0] for v in variants] == ["Q4_K_M", "Q8_0", "★ F16 (2 parts) — recommended"]
+    assert [v[0] for v in variants] == ["Q4_K_M", "Q8_0", "★ F16 (2 parts)"]
     assert all(v[2] == "Fits" for v in variants)
     assert all(v[1].endswith("KB") or v[1].endswith("MB") for v in variants)
     assert w.discover.recommendation.text().startswith("Recommended: <b>F16</b> — the largest")
@@ -126,12 +126,12 @@ def test_search_lists_results_and_a_repository_shows_its_variants_with_fit(
 
     open_repo(qtbot, w, HUGE_REPO)
     assert w.discover.variant_rows() == [
-        ("★ Q4_K_M — recommended", w.discover.variant_rows()[0][1], "Fits"),
+        ("★ Q4_K_M", w.discover.variant_rows()[0][1], "Fits"),
         ("Q8_0", "400 TB", "Won't fit"),
     ]
 
     open_repo(qtbot, w, HF_REPO)
-    assert w.discover.variant_rows()[0][0].startswith("★ model")
+    assert w.discover.variant_rows()[0][0] == "★ model"
 
 
 def test_an_empty_result_and_an_unreachable_hub_are_explained(
@@ -169,6 +169,23 @@ def test_offline_mode_shows_a_notice_and_makes_no_request(qtbot, make_window, fa
 
     w.ctx.set_offline(False)  # it starts as soon as offline mode is off
     assert w.discover.search_button.isEnabled() and w.discover.notice.text() == ""
+    qtbot.waitUntil(lambda: row.state.text() == "In your library", timeout=WAIT_MS)
+
+
+def test_offline_from_the_environment_holds_the_queue(
+    qtbot, make_window, fake_hub, monkeypatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the window has not read it yet
+    w = make_window()
+    row = w.page.row(w.downloads.enqueue(GGUF_REPO, "tiny-Q8_0", label="Q8_0"))
+    qtbot.waitUntil(lambda: row.state.text() == "Waiting (offline mode is on)", timeout=WAIT_MS)
+    qtbot.wait(300)
+    assert w.downloads.running_id() is None and fake_hub.log == []
+    assert not w.said("Could not download")
+    assert search(qtbot, w, "tiny") == 0 and w.discover.notice.text() == OFFLINE_NOTICE
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    w.ctx.set_offline(True)
+    w.ctx.set_offline(False)  # turned off: the held download starts
     qtbot.waitUntil(lambda: row.state.text() == "In your library", timeout=WAIT_MS)
 
 
@@ -304,3 +321,23 @@ def test_a_damaged_file_is_refused_in_plain_words(qtbot, make_window, fake_hub, 
     assert "arrived damaged" in row.detail.text() and "SHA-256" in row.detail.text()
     assert not downloaded(env / "home")
     assert not list((env / "home" / "models").rglob("*.gguf"))
+
+
+def test_a_split_model_shows_each_file_and_lands_as_one_model(
+    qtbot, make_window, fake_hub, env, served
+) -> None:
+    shards = sorted(n for n in served["gguf"] if n.startswith("tiny-F16"))
+    fake_hub.throttle[shards[0]] = 0.1
+    w = make_window()
+    search(qtbot, w, "tiny-GGUF")
+    open_repo(qtbot, w, GGUF_REPO)
+    w.discover.download_button("F16").click()
+    (row,) = w.page.rows()
+    qtbot.waitUntil(lambda: 0 < row.file_bar.value() < 1000, timeout=WAIT_MS)
+    assert row.file_label.text() == f"File 1 of 2: {shards[0]}"
+    assert row.file_bar.isVisible() and row.total_bar.value() < row.file_bar.value()
+    fake_hub.throttle.clear()
+    qtbot.waitUntil(lambda: row.state.text() == "In your library", timeout=WAIT_MS)
+    (record,) = downloaded(env / "home")
+    assert record.quantization == "F16" and record.format == "gguf-split"
+    assert sorted(p.name for p in Path(record.path).parent.glob("*.gguf")) == shards

@@ -320,11 +320,12 @@ class DiscoverPage(QWidget):
     def _add_variant(self, result: Any, offer: Any, recommended: bool) -> None:
         label = offer.label + (f" ({len(offer.files)} parts)" if offer.split else "")
         if recommended:
-            label = "★ " + label + " — recommended"
+            label = "★ " + label
         item = QTreeWidgetItem(
             [label, human_size(offer.size), FIT_WORDS.get(offer.fit or "", "Unknown")]
         )
-        item.setToolTip(0, "\n".join(offer.files))
+        files = "\n".join(offer.files)
+        item.setToolTip(0, f"Recommended for this machine\n{files}" if recommended else files)
         item.setData(2, Qt.ItemDataRole.UserRole, offer.fit)
         if recommended:
             font = QFont(item.font(0))

@@ -37,6 +37,7 @@ class DownloadsController(QObject):
         self._rate: tuple[float, float | None] = (0.0, None)
         self._count = -1
         self._seen = ""  # the running entry's state as last announced
+        self._held = False  # offline mode from $HF_HUB_OFFLINE or the setting stopped a run
         ctx.offline_changed.connect(self._offline_changed)
         QTimer.singleShot(0, self._start_next)  # resume interrupted downloads once shown
 
@@ -65,6 +66,11 @@ class DownloadsController(QObject):
 
     def running_id(self) -> str | None:
         return self._running
+
+    def waiting_for_network(self) -> bool:
+        """True while offline mode (the window's, the setting or $HF_HUB_OFFLINE) holds the
+        queue: nothing starts until it is turned off."""
+        return self.ctx.offline or self._held
 
     def rate(self, entry_id: str) -> tuple[float, float | None]:
         """``(bytes per second, seconds left or None)`` of the running download."""
@@ -119,7 +125,7 @@ class DownloadsController(QObject):
 
     # -- running ----------------------------------------------------------------------------
     def _start_next(self) -> None:
-        if self._worker is not None or self.ctx.closing or self.ctx.offline:
+        if self._worker is not None or self.ctx.closing or self.waiting_for_network():
             self._emit_count()
             return
         entry = self.queue.next_queued()
@@ -179,6 +185,8 @@ class DownloadsController(QObject):
     def _failed(self, entry_id: str, exc: BaseException) -> None:
         from models.hub import HubOffline
 
+        if isinstance(exc, HubOffline):
+            self._held = True  # not again until offline mode is turned off
         self._changed(entry_id)
         if not isinstance(exc, HubOffline) and not self.ctx.closing:
             self.ctx.error(f"Could not download {self.queue.get(entry_id).name}", exc)
@@ -194,6 +202,7 @@ class DownloadsController(QObject):
         if on and self._worker is not None:
             self._worker.cancel()  # back in the queue: it continues when offline mode is off
         elif not on:
+            self._held = False
             self._start_next()
 
     def _changed(self, entry_id: str) -> None:

@@ -78,8 +78,8 @@ class DownloadRow(QFrame):
         for bar in (self.file_bar, self.total_bar):
             bar.setRange(0, 1000)
             bar.setTextVisible(True)
-        self.file_bar.setFormat("this file %p%")
-        self.total_bar.setFormat("all %p%")
+        self.file_bar.setFormat("%p% of this file")
+        self.total_bar.setFormat("%p%")
         self.detail = QLabel()  # bytes, speed, time left; or why it stopped
         self.detail.setWordWrap(True)
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -117,7 +117,7 @@ class DownloadRow(QFrame):
         self.title.setText(e.name)
         self.title.setToolTip(f"{e.repo} ({e.label})")
         state = e.state
-        if state == "queued" and self.page.ctx.offline:
+        if state == "queued" and ctl.waiting_for_network():
             words = "Waiting (offline mode is on)"
         elif state == "queued" and e.done:
             words = "Waiting to continue"
@@ -144,7 +144,11 @@ class DownloadRow(QFrame):
         self.total_bar.setVisible(show_bars)
         self.file_label.setVisible(show_bars and bool(self.file_label.text()))
 
-        amount = f"{human_size(e.done)} of {human_size(e.total)}" if e.total else ""
+        amount = ""
+        if e.total:
+            amount = (
+                f"{human_size(e.done)} of {human_size(e.total)}" if e.done else human_size(e.total)
+            )
         if state == "downloading":
             speed, left = ctl.rate(self.entry_id)
             parts = [amount, f"{human_size(speed)}/s" if speed > 0 else "", duration(left)]
@@ -266,13 +270,13 @@ class DownloadsPage(QWidget):
             return
         done = sum(e.done for e in active)
         total = sum(e.total for e in active)
-        text = f"{len(active)} unfinished · {human_size(done)} of {human_size(total)}"
+        text = f"{len(active)} unfinished · {human_size(done) if done else '0 KB'} of {human_size(total)}"
         running = self.controller.running_id()
         if running is not None:
             speed, left = self.controller.rate(running)
             if speed > 0:
                 text += f" · {human_size(speed)}/s"
-        if self.ctx.offline:
+        if self.controller.waiting_for_network():
             text += " · offline mode is on: downloads wait until it is turned off"
         self.summary.setText(text)
         self.summary.setVisible(True)

@@ -7,9 +7,11 @@
     DISPLAY=:99 QT_QPA_PLATFORM=xcb .venv/bin/python packaging/screenshots.py [--out DIR]
 
 (or pass ``--xvfb`` to have the script start and stop Xvfb itself). Uses a private temporary
-FIRESIDE_HOME and the bundled model; writes PNGs (default: build/screenshots/):
-01-first-start, 02-streaming, 03-answer, 04-settings, 05-library, 06-drop-import,
-07-bad-file, 08-engine-crashed, 09-dark, 10-serving, 11-server-settings.
+FIRESIDE_HOME, the bundled model, and the tests' fake Hub on 127.0.0.1 (no network); writes
+PNGs (default: build/screenshots/): the chat's states (first start, streaming, an answer,
+its settings, a dropped file, a bad file, a crashed engine), then every page (My models,
+Discover results and a repository's variants, Downloads in progress, Convert, Server) at
+the default size, then at 1024x700, light and dark.
 """
 
 from __future__ import annotations
@@ -41,6 +43,35 @@ def port_free(port: int) -> bool:
     return True
 
 
+SHOW_REPO = "HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"
+BIG = "smollm2-135m-instruct-q8_0.gguf"
+
+
+def start_fake_hub(home: Path):
+    """The tests' fake Hub, serving the bundled model's real bytes under two names."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fake_hub import FakeHub
+
+    from models.bundled import bundled_model_path
+
+    data = bundled_model_path().read_bytes()
+    hub = FakeHub().start()
+    hub.add_repo(
+        SHOW_REPO,
+        {"smollm2-135m-instruct-q4_k_m.gguf": data, BIG: data + b"\0" * 4096, "README.md": b"#"},
+        downloads=48_211,
+        likes=112,
+        tags=["gguf", "license:apache-2.0"],
+    )
+    hub.add_repo("someone/SmolLM2-1.7B-Instruct-MLX-4bit", {"README.md": b"#"}, tags=["mlx"])
+    hub.add_repo("someone/SmolLM2-gated-GGUF", {"README.md": b"#"}, tags=["gguf"], gated=True)
+    os.environ["HF_ENDPOINT"] = hub.url
+    os.environ["HF_HUB_CACHE"] = str(home / "hf-cache")
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.pop(name, None)
+    return hub
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "screenshots")
@@ -66,13 +97,13 @@ def main() -> int:
 
 
 def shoot(out: Path, home: Path) -> int:
-    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-    from PySide6.QtGui import QDropEvent, QGuiApplication
+    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
     from app.gui import theme
-    from app.gui.window import MainWindow
+    from app.gui.window import NAV, MainWindow
     from app.settings import preset_params
+    from models import BUNDLED_ID
     from runtime import BackendOptions
 
     app = QApplication(sys.argv[:1])
@@ -96,106 +127,116 @@ def shoot(out: Path, home: Path) -> int:
 
     def snap(name: str) -> None:
         spin(0.4)
-        pixmap = QGuiApplication.primaryScreen().grabWindow(0)
+        pixmap = QGuiApplication.primaryScreen().grabWindow(0).copy(window.frameGeometry())
         path = out / f"{name}.png"
         pixmap.save(str(path))
         print(path)
 
+    hub = start_fake_hub(home)
     window = MainWindow(backend_options=BackendOptions(n_threads=1))
     window.setGeometry(40, 30, 1280, 820)
     window.show()
-    wait(lambda: window.ready_model is not None)
+    wait(lambda: window.session.ready_id is not None)
     snap("01-first-start")
 
     params = {**preset_params("Precise"), "max_tokens": 220, "seed": 7}
-    window.apply_settings({"system_prompt": "", "preset": "Precise", "params": params})
-    window.composer.setPlainText(QUESTION)
-    window.send()
-    wait(lambda: window.generation is not None and len(window.generation.parts) > 40)
+    window.chat_page.apply_settings({"system_prompt": "", "preset": "Precise", "params": params})
+    window.chat_page.composer.setPlainText(QUESTION)
+    window.chat_page.send()
+    wait(lambda: window.chat_page.answer is not None and len(window.chat_page.answer.parts) > 40)
     snap("02-streaming")
-    wait(lambda: window.generation is None)
-    window.composer.setPlainText("Thanks! Now make it faster for big numbers.")
+    wait(lambda: window.chat_page.answer is None)
+    window.chat_page.composer.setPlainText("Thanks! Now make it faster for big numbers.")
     snap("03-answer")
 
-    dialog = window.open_settings()
+    dialog = window.chat_page.open_settings()
     dialog.move(window.x() + 380, window.y() + 120)
     snap("04-settings")
     dialog.reject()
 
-    library = window.open_library()
-    library.move(window.x() + 150, window.y() + 160)
-    snap("05-library")
-    library.close()
+    window.show_page("models")
+    window.models_page.select(BUNDLED_ID)
+    snap("05-my-models")
+    window.show_page("chat")
 
     from models.bundled import bundled_model_path
 
     dropped = home / "Downloads" / "SmolLM2-copy.gguf"
     dropped.parent.mkdir()
     shutil.copyfile(bundled_model_path(), dropped)
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(dropped))])
-    window.dropEvent(
-        QDropEvent(
-            QPointF(400, 400),
-            Qt.DropAction.CopyAction,
-            mime,
-            Qt.MouseButton.LeftButton,
-            Qt.KeyboardModifier.NoModifier,
-        )
-    )
-    window.import_dialog.move(window.x() + 420, window.y() + 300)
+    window.drops.drop([str(dropped)])
+    window.jobs.import_dialog.move(window.x() + 420, window.y() + 300)
     snap("06-drop-import")
-    window.import_dialog.reject()
+    window.jobs.import_dialog.reject()
 
     bad = home / "Downloads" / "not-a-model.gguf"
     bad.write_bytes(b"GGUF" + os.urandom(2048))
     done = []
-    window.import_done.connect(done.append)
-    window.import_model(str(bad), "link")
+    window.jobs.import_done.connect(done.append)
+    window.jobs.import_model(str(bad), "link")
     wait(lambda: bool(done))
     snap("07-bad-file")
     window.banner.hide()
 
-    window.apply_settings(
+    window.chat_page.apply_settings(
         {"system_prompt": "", "preset": None, "params": {**params, "max_tokens": 400}}
     )
-    window.send("Tell me a story about a lighthouse.")
-    wait(lambda: window.generation is not None and len(window.generation.parts) > 20)
+    window.chat_page.send("Tell me a story about a lighthouse.")
+    wait(lambda: window.chat_page.answer is not None and len(window.chat_page.answer.parts) > 20)
     os.kill(window.engine_pids()[0], signal.SIGKILL)
-    wait(lambda: window.generation is None)
+    wait(lambda: window.chat_page.answer is None)
     snap("08-engine-crashed")
-
-    theme.apply(app, dark=True)
-    window.renderer.palette = theme.DARK
-    window.renderer._md = None
     window.banner.hide()
-    window.load_selected()
-    wait(lambda: window.ready_model is not None)
-    window.open_conversation(window.conversation.id)  # re-render with the dark code colours
-    snap("09-dark")
+    window.session.load_selected()
+    wait(lambda: window.session.ready_id is not None)
 
-    theme.apply(app, dark=False)
-    window.renderer.palette = theme.LIGHT
-    window.renderer._md = None
-    window.open_conversation(window.conversation.id)
-    window.new_chat()
-    window.settings.set("server_port", 8080 if port_free(8080) else 0)
+    # the pages, against the fake Hub
+    discover = window.discover_page
+    shown = []
+    discover.results_shown.connect(shown.append)
+    window.show_page("discover")
+    discover.search("SmolLM2")
+    wait(lambda: bool(shown))
+    snap("09-discover-results")
+    discover.open_result(SHOW_REPO)
+    wait(lambda: discover.repo_title.text() == SHOW_REPO)
+    snap("10-discover-variants")
+    hub.throttle[BIG] = 0.05  # slow enough to be seen downloading
+    discover.download_button("Q8_0").click()
+    window.show_page("downloads")
+    wait(lambda: any(e.done for e in window.downloads.entries()), timeout=60)
+    spin(1.5)
+    snap("11-downloads")
+
     served = []
-    window.server_changed.connect(served.append)
+    window.server.changed.connect(served.append)
+    window.ctx.settings.set("server_port", 8080 if port_free(8080) else 0)
     window.server_action.trigger()  # Server > Serve the local API
     wait(lambda: bool(served))
     if not served[0]:
         raise SystemExit(f"the server did not start: {window.banner.text()}")
-    window.server_dialog.move(window.x() + 330, window.y() + 170)
-    snap("10-serving")
-    window.stop_server()
-    wait(lambda: len(served) > 1)
-    settings = window.open_server_settings()
-    settings.move(window.x() + 400, window.y() + 200)
-    snap("11-server-settings")
-    settings.reject()
+    snap("12-serving")
+
+    # every page again: small, then dark
+    for tag, size, dark in (
+        ("small", (1024, 700), False),
+        ("small-dark", (1024, 700), True),
+        ("dark", (1280, 820), True),
+    ):
+        theme.apply(app, dark=dark)
+        window.renderer.palette = theme.DARK if dark else theme.LIGHT
+        window.renderer._md = None
+        window.resize(*size)
+        for name, _label, _key in NAV:
+            if name in window.pages:
+                window.show_page(name)
+                if name == "chat":
+                    window.chat_page.open_conversation(window.chat_page.conversation.id)
+                snap(f"{tag}-{name}")
+    theme.apply(app, dark=False)
 
     window.close()
+    hub.stop()
     return 0
 
 

@@ -41,25 +41,25 @@ def main() -> int:
     short = {**preset_params("Deterministic"), "max_tokens": 8}
     long = {**preset_params("Balanced"), "max_tokens": 4000, "seed": 1}
 
-    def on_ready(_model_id: str) -> None:
+    def on_ready(_record: object, _info: object) -> None:
         say("READY")
-        window.apply_settings({"system_prompt": "", "preset": None, "params": short})
-        window.send("Say hello.")
+        window.chat_page.apply_settings({"system_prompt": "", "preset": None, "params": short})
+        window.chat_page.send("Say hello.")
 
     def on_answer(reason: str) -> None:
         state["answers"] += 1
-        say(f"ANSWERED {window.conversation.id} {reason}")
+        say(f"ANSWERED {window.chat_page.conversation.id} {reason}")
         if mode == "chat":
             window.close()
             app.quit()
             return
         if state["answers"] == 1:
-            window.apply_settings({"system_prompt": "", "preset": None, "params": long})
-            window.send("Write a very long story about a lighthouse keeper.")
+            window.chat_page.apply_settings({"system_prompt": "", "preset": None, "params": long})
+            window.chat_page.send("Write a very long story about a lighthouse keeper.")
             poll.start()
 
     def check_streaming() -> None:
-        gen = window.generation
+        gen = window.chat_page.answer
         if gen is not None and len(gen.parts) >= 5:
             poll.stop()
             say(f"STREAMING {gen.conversation_id}")
@@ -67,9 +67,11 @@ def main() -> int:
     poll = QTimer()
     poll.setInterval(20)
     poll.timeout.connect(check_streaming)
-    window.model_ready.connect(on_ready)
-    window.model_failed.connect(lambda message: (say(f"FAILED {message}"), app.exit(3)))
-    window.answer_finished.connect(on_answer)
+    window.session.ready.connect(on_ready)
+    window.session.load_failed.connect(
+        lambda _r, message, _c: (say(f"FAILED {message}"), app.exit(3))
+    )
+    window.chat_page.answer_finished.connect(on_answer)
     QTimer.singleShot(120_000, lambda: (say("TIMEOUT"), app.exit(2)))
     code = app.exec()
     window.shutdown()

@@ -61,12 +61,12 @@ def make_window(qtbot, home, host):
         window.show()
         made.append(window)
         if wait_ready:
-            qtbot.waitUntil(lambda: window.ready_model is not None, timeout=60_000)
+            qtbot.waitUntil(lambda: window.session.ready_id is not None, timeout=60_000)
         return window
 
     yield make
     for window in made:
-        if not window._closing:
+        if not window.closing:
             window.close()
 
 
@@ -83,15 +83,15 @@ def engine_children() -> set[int]:
 
 
 def start_serving(qtbot, window) -> str:
-    with qtbot.waitSignal(window.server_changed, timeout=30_000) as started:
+    with qtbot.waitSignal(window.server.changed, timeout=30_000) as started:
         window.server_action.trigger()
     return started.args[0]
 
 
 def test_server_switch_serves_the_loaded_model_from_the_same_engine(qtbot, make_window):
     window = make_window()
-    window.settings.set("server_port", 0)  # any free port
-    (before,) = window.host.status()
+    window.ctx.settings.set("server_port", 0)  # any free port
+    (before,) = window.ctx.host.status()
     assert before.loaded and before.pid
     children = engine_children()
     assert before.pid in children
@@ -100,8 +100,8 @@ def test_server_switch_serves_the_loaded_model_from_the_same_engine(qtbot, make_
     assert base.startswith("http://127.0.0.1:") and base.endswith("/v1")  # loopback by default
     assert window.server_action.isChecked() and window.server_action.isEnabled()
     assert window.statusBar().isVisible() and base in window.server_button.text()
-    dialog = window.server_dialog
-    assert dialog is not None and dialog.isVisible()
+    dialog = window.server_page
+    assert window.current_page() == "server" and dialog.isVisible()
     snippet = dialog.snippet.toPlainText()
     assert f"{base}/chat/completions" in snippet and f'"{BUNDLED_ID}"' in snippet
     qtbot.mouseClick(dialog.copy_button, Qt.MouseButton.LeftButton)
@@ -127,32 +127,32 @@ def test_server_switch_serves_the_loaded_model_from_the_same_engine(qtbot, make_
         assert json.loads(pasted.stdout)["choices"][0]["message"]["content"].strip()
 
     # the same engine answered: one model loaded, the same child, no new process
-    (after,) = window.host.status()
+    (after,) = window.ctx.host.status()
     assert after.loaded and after.pid == before.pid
     assert engine_children() == children
 
     # the window still chats, through that engine
-    window.new_chat()
-    window.apply_settings(
+    window.chat_page.new_chat()
+    window.chat_page.apply_settings(
         {
             "system_prompt": "",
             "preset": None,
             "params": {**preset_params("Deterministic"), "max_tokens": 6},
         }
     )
-    with qtbot.waitSignal(window.answer_finished, timeout=90_000) as answered:
-        assert window.send("What is 2+2?")
+    with qtbot.waitSignal(window.chat_page.answer_finished, timeout=90_000) as answered:
+        assert window.chat_page.send("What is 2+2?")
     assert answered.args[0] in ("stop", "length")
-    assert window.history.messages(window.conversation.id)[-1].content.strip()
+    assert window.ctx.history.messages(window.chat_page.conversation.id)[-1].content.strip()
 
-    with qtbot.waitSignal(window.server_changed, timeout=30_000) as stopped:
+    with qtbot.waitSignal(window.server.changed, timeout=30_000) as stopped:
         window.server_action.trigger()
     assert stopped.args[0] == ""
-    assert not window.server_action.isChecked() and window.server is None
+    assert not window.server_action.isChecked() and window.server.server is None
     assert not window.server_button.isVisibleTo(window)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/models", timeout=2)
-    (kept,) = window.host.status()  # the window's model stays loaded
+    (kept,) = window.ctx.host.status()  # the window's model stays loaded
     assert kept.loaded and kept.pid == before.pid
 
 
@@ -161,14 +161,14 @@ def test_a_busy_port_is_explained_and_closing_the_window_stops_the_server(qtbot,
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
-        window.settings.set("server_port", taken.getsockname()[1])
-        with qtbot.waitSignal(window.server_changed, timeout=30_000) as failed:
+        window.ctx.settings.set("server_port", taken.getsockname()[1])
+        with qtbot.waitSignal(window.server.changed, timeout=30_000) as failed:
             window.server_action.trigger()
         assert failed.args[0] == ""
-    assert not window.server_action.isChecked() and window.server is None
+    assert not window.server_action.isChecked() and window.server.server is None
     assert "could not start" in window.banner.text() and "port" in window.banner.text()
 
-    window.settings.set("server_port", 0)
+    window.ctx.settings.set("server_port", 0)
     base = start_serving(qtbot, window)
     assert httpx.get(f"{base}/models", timeout=10).status_code == 200
     window.close()  # stops the server cleanly with the window
@@ -188,8 +188,8 @@ def test_offline_mode_item_persists_and_holds_for_the_process(qtbot, make_window
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
 
     window = make_window(wait_ready=False)
-    assert not window.offline_action.isChecked() and not window.offline_label.isVisibleTo(window)
-    window.offline_action.trigger()
+    assert not window.offline.action.isChecked() and not window.offline_label.isVisibleTo(window)
+    window.offline.action.trigger()
     assert Settings().get("offline") is True and models.hub.is_offline()
     assert os.environ["HF_HUB_OFFLINE"] == "1" and hub_constants.HF_HUB_OFFLINE is True
     assert window.offline_label.isVisibleTo(window)
@@ -197,12 +197,12 @@ def test_offline_mode_item_persists_and_holds_for_the_process(qtbot, make_window
 
     again = make_window(wait_ready=False)
     assert Settings().get("offline") is True
-    assert again.offline_action.isChecked()
+    assert again.offline.action.isChecked()
     qtbot.waitUntil(lambda: again.offline_label.isVisibleTo(again), timeout=5_000)
-    again.offline_action.trigger()
+    again.offline.action.trigger()
     assert Settings().get("offline") is False and not models.hub.is_offline()
     assert "HF_HUB_OFFLINE" not in os.environ and hub_constants.HF_HUB_OFFLINE is False
-    assert not again.offline_action.isChecked() and not again.statusBar().isVisible()
+    assert not again.offline.action.isChecked() and not again.statusBar().isVisible()
 
 
 def test_offline_set_by_the_cli_while_the_window_is_open_survives_its_close(make_window):

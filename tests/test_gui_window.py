@@ -67,58 +67,62 @@ def make_window(qtbot, home, host):
         assert QTest.qWaitForWindowActive(window, 5_000)
         made.append(window)
         if wait_ready:
-            qtbot.waitUntil(lambda: window.ready_model is not None, timeout=60_000)
+            qtbot.waitUntil(lambda: window.session.ready_id is not None, timeout=60_000)
             if fresh:
-                window.new_chat()
+                window.chat_page.new_chat()
         return window
 
     yield make
     for window in made:
-        if not window._closing:
+        if not window.closing:
             window.close()
 
 
 def ask(qtbot, window, text: str, params: dict | None = None) -> str:
     """Type ``text`` in the composer, press Enter, wait for the whole answer."""
-    window.apply_settings({"system_prompt": "", "preset": None, "params": params or SHORT})
-    window.composer.setFocus()
-    qtbot.keyClicks(window.composer, text)
-    with qtbot.waitSignal(window.answer_finished, timeout=ANSWER_TIMEOUT_MS) as blocker:
-        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    window.chat_page.apply_settings(
+        {"system_prompt": "", "preset": None, "params": params or SHORT}
+    )
+    window.chat_page.composer.setFocus()
+    qtbot.keyClicks(window.chat_page.composer, text)
+    with qtbot.waitSignal(window.chat_page.answer_finished, timeout=ANSWER_TIMEOUT_MS) as blocker:
+        qtbot.keyClick(window.chat_page.composer, Qt.Key.Key_Return)
     return blocker.args[0]
 
 
 def start_long_answer(qtbot, window, text: str = "Tell me a long story about a fox.") -> None:
-    window.apply_settings({"system_prompt": "", "preset": None, "params": LONG})
-    assert window.send(text)
+    window.chat_page.apply_settings({"system_prompt": "", "preset": None, "params": LONG})
+    assert window.chat_page.send(text)
     qtbot.waitUntil(
-        lambda: window.generation is not None and len(window.generation.parts) >= 4,
+        lambda: window.chat_page.answer is not None and len(window.chat_page.answer.parts) >= 4,
         timeout=ANSWER_TIMEOUT_MS,
     )
 
 
 def stored(window):
-    return window.history.messages(window.conversation.id)
+    return window.ctx.history.messages(window.chat_page.conversation.id)
 
 
 def test_send_streams_a_markdown_answer_and_keeps_its_numbers(qtbot, make_window):
     window = make_window()
-    assert window.selected.id == BUNDLED_ID  # the bundled model is chosen on a first start
-    window.apply_settings(
+    assert window.session.selected.id == BUNDLED_ID  # the bundled model is chosen on a first start
+    window.chat_page.apply_settings(
         {"system_prompt": "", "preset": None, "params": {**SHORT, "max_tokens": 30}}
     )
-    qtbot.keyClicks(window.composer, "Write a Python function")
-    qtbot.keyClick(window.composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
-    qtbot.keyClicks(window.composer, "that adds two numbers.")
-    assert window.composer.toPlainText() == "Write a Python function\nthat adds two numbers."
+    qtbot.keyClicks(window.chat_page.composer, "Write a Python function")
+    qtbot.keyClick(window.chat_page.composer, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(window.chat_page.composer, "that adds two numbers.")
+    assert (
+        window.chat_page.composer.toPlainText() == "Write a Python function\nthat adds two numbers."
+    )
 
     flushes = []
-    with qtbot.waitSignal(window.answer_finished, timeout=ANSWER_TIMEOUT_MS) as blocker:
-        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
-        widget = window.chat.messages[-1]
+    with qtbot.waitSignal(window.chat_page.answer_finished, timeout=ANSWER_TIMEOUT_MS) as blocker:
+        qtbot.keyClick(window.chat_page.composer, Qt.Key.Key_Return)
+        widget = window.chat_page.chat.messages[-1]
         widget.body.document().contentsChanged.connect(lambda: flushes.append(1))
     assert blocker.args[0] in ("stop", "length")
-    assert window.composer.toPlainText() == ""
+    assert window.chat_page.composer.toPlainText() == ""
     assert len(flushes) >= 3, "the answer should appear piece by piece, not at once"
 
     messages = stored(window)
@@ -128,12 +132,12 @@ def test_send_streams_a_markdown_answer_and_keeps_its_numbers(qtbot, make_window
     assert answer.content.strip() and answer.finish_reason in ("stop", "length")
     assert answer.time_to_first_token_s > 0 and answer.tokens_per_s > 0
     assert answer.completion_tokens > 1 and answer.model_id == BUNDLED_ID
-    widget = window.chat.messages[-1]
+    widget = window.chat_page.chat.messages[-1]
     assert widget.text() == answer.content
     assert "tokens/s" in widget.stats.text() and "first token" in widget.stats.text()
-    assert window.conversation.title.startswith("Write a Python function")
-    assert window.context_used == answer.prompt_tokens + answer.completion_tokens
-    assert "Context:" in window.meter_label.text()
+    assert window.chat_page.conversation.title.startswith("Write a Python function")
+    assert window.chat_page.meter.used == answer.prompt_tokens + answer.completion_tokens
+    assert "Context:" in window.chat_page.meter.label.text()
     if "```" in answer.content:  # a code block is highlighted and has a working copy link
         assert widget.body.code
         widget.body.anchorClicked.emit(QUrl("copy:0"))
@@ -143,15 +147,15 @@ def test_send_streams_a_markdown_answer_and_keeps_its_numbers(qtbot, make_window
 def test_stop_keeps_what_was_written(qtbot, make_window):
     window = make_window()
     start_long_answer(qtbot, window)
-    assert window.send_button.text() == "Stop"
-    with qtbot.waitSignal(window.answer_finished, timeout=30_000) as blocker:
-        qtbot.keyClick(window.composer, Qt.Key.Key_Escape)
+    assert window.chat_page.send_button.text() == "Stop"
+    with qtbot.waitSignal(window.chat_page.answer_finished, timeout=30_000) as blocker:
+        qtbot.keyClick(window.chat_page.composer, Qt.Key.Key_Escape)
     assert blocker.args[0] == "cancelled"
     answer = stored(window)[-1]
     assert answer.role == "assistant" and answer.finish_reason == "cancelled"
-    assert answer.content == window.chat.messages[-1].text() and answer.content.strip()
-    assert "stopped" in window.chat.messages[-1].stats.text()
-    assert window.send_button.text() == "Send"
+    assert answer.content == window.chat_page.chat.messages[-1].text() and answer.content.strip()
+    assert "stopped" in window.chat_page.chat.messages[-1].stats.text()
+    assert window.chat_page.send_button.text() == "Send"
 
 
 def test_regenerate_and_edit_and_resend(qtbot, make_window):
@@ -162,74 +166,76 @@ def test_regenerate_and_edit_and_resend(qtbot, make_window):
     assert len(before) == 4
 
     # regenerate: the last answer is replaced, the rest stays
-    assert window.chat.messages[-1].regenerate_button.isVisibleTo(window)
-    with qtbot.waitSignal(window.answer_finished, timeout=ANSWER_TIMEOUT_MS):
-        qtbot.mouseClick(window.chat.messages[-1].regenerate_button, Qt.MouseButton.LeftButton)
+    assert window.chat_page.chat.messages[-1].regenerate_button.isVisibleTo(window)
+    with qtbot.waitSignal(window.chat_page.answer_finished, timeout=ANSWER_TIMEOUT_MS):
+        qtbot.mouseClick(
+            window.chat_page.chat.messages[-1].regenerate_button, Qt.MouseButton.LeftButton
+        )
     after = stored(window)
     assert len(after) == 4 and after[:3] == before[:3]
     assert after[3].id != before[3].id and after[3].content.strip()
 
     # edit and resend the first question: it and everything after it are replaced
-    qtbot.mouseClick(window.chat.messages[0].edit_button, Qt.MouseButton.LeftButton)
-    assert window.composer.toPlainText() == "What is the capital of France?"
-    assert window.edit_banner.isVisible()
-    window.composer.setPlainText("What is the capital of Spain?")
-    with qtbot.waitSignal(window.answer_finished, timeout=ANSWER_TIMEOUT_MS):
-        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+    qtbot.mouseClick(window.chat_page.chat.messages[0].edit_button, Qt.MouseButton.LeftButton)
+    assert window.chat_page.composer.toPlainText() == "What is the capital of France?"
+    assert window.chat_page.edit_banner.isVisible()
+    window.chat_page.composer.setPlainText("What is the capital of Spain?")
+    with qtbot.waitSignal(window.chat_page.answer_finished, timeout=ANSWER_TIMEOUT_MS):
+        qtbot.keyClick(window.chat_page.composer, Qt.Key.Key_Return)
     edited = stored(window)
     assert [m.role for m in edited] == ["user", "assistant"]
     assert edited[0].content == "What is the capital of Spain?"
-    assert [w.role for w in window.chat.messages] == ["user", "assistant"]
-    assert window.chat.messages[0].text() == "What is the capital of Spain?"
-    assert not window.edit_banner.isVisible()
+    assert [w.role for w in window.chat_page.chat.messages] == ["user", "assistant"]
+    assert window.chat_page.chat.messages[0].text() == "What is the capital of Spain?"
+    assert not window.chat_page.edit_banner.isVisible()
 
 
 def test_conversations_switch_rename_search_delete(qtbot, make_window):
     window = make_window()
     ask(qtbot, window, "Name a colour of the sky.")
-    first = window.conversation.id
+    first = window.chat_page.conversation.id
     window.activateWindow()  # shortcuts go to the active window
     assert QTest.qWaitForWindowActive(window, 5_000)
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)  # Ctrl+N
-    assert window.conversation is None and not window.chat.messages
+    assert window.chat_page.conversation is None and not window.chat_page.chat.messages
     ask(qtbot, window, "Name a kind of tree.")
-    second = window.conversation.id
+    second = window.chat_page.conversation.id
     assert second != first
 
     def item_for(conv_id):
-        for i in range(window.conversation_list.count()):
-            item = window.conversation_list.item(i)
+        for i in range(window.chat_page.conversations.list.count()):
+            item = window.chat_page.conversations.list.item(i)
             if item.data(Qt.ItemDataRole.UserRole) == conv_id:
                 return item
         return None
 
     # switch by clicking in the sidebar
-    rect = window.conversation_list.visualItemRect(item_for(first))
+    rect = window.chat_page.conversations.list.visualItemRect(item_for(first))
     qtbot.mouseClick(
-        window.conversation_list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center()
+        window.chat_page.conversations.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center()
     )
-    assert window.conversation.id == first
-    assert window.chat.messages[0].text() == "Name a colour of the sky."
-    assert len(window.chat.messages) == 2
+    assert window.chat_page.conversation.id == first
+    assert window.chat_page.chat.messages[0].text() == "Name a colour of the sky."
+    assert len(window.chat_page.chat.messages) == 2
 
     # rename in place
     item_for(first).setText("Sky colours")
-    assert window.history.get(first).title == "Sky colours"
+    assert window.ctx.history.get(first).title == "Sky colours"
 
     # search matches titles and message text
-    window.search.setText("tree")
+    window.chat_page.conversations.search.setText("tree")
     ids = [
-        window.conversation_list.item(i).data(Qt.ItemDataRole.UserRole)
-        for i in range(window.conversation_list.count())
+        window.chat_page.conversations.list.item(i).data(Qt.ItemDataRole.UserRole)
+        for i in range(window.chat_page.conversations.list.count())
     ]
     assert second in ids and first not in ids
-    window.search.setText("sky colo")
+    window.chat_page.conversations.search.setText("sky colo")
     assert item_for(first) is not None and item_for(second) is None
-    window.search.clear()
+    window.chat_page.conversations.search.clear()
 
-    window.delete_conversation(first)
-    assert not window.history.exists(first)
-    assert window.conversation is None and not window.chat.messages
+    window.chat_page.delete_conversation(first)
+    assert not window.ctx.history.exists(first)
+    assert window.chat_page.conversation is None and not window.chat_page.chat.messages
     assert item_for(first) is None and item_for(second) is not None
 
 
@@ -260,26 +266,29 @@ def test_drop_a_real_gguf_copies_and_selects_it(qtbot, make_window, bundled_gguf
     try:
         _drop_real_gguf(qtbot, window, bundled_gguf, tmp_path)
     finally:  # back to the bundled model for the other tests
-        with qtbot.waitSignal(window.model_ready, timeout=60_000):
-            window.select_model(BUNDLED_ID)
+        with qtbot.waitSignal(window.session.ready, timeout=60_000):
+            window.session.choose(BUNDLED_ID)
 
 
 def _drop_real_gguf(qtbot, window, bundled_gguf, tmp_path):
     source = tmp_path / "dropped" / "my-model.gguf"
     source.parent.mkdir()
     shutil.copyfile(bundled_gguf, source)
-    before = {r.id for r in window.catalog.list()}
+    before = {r.id for r in window.ctx.catalog.list()}
     drop(window, source)
-    dialog = window.import_dialog
+    dialog = window.jobs.import_dialog
     qtbot.waitExposed(dialog)
-    with qtbot.waitSignal(window.model_ready, timeout=60_000) as ready:
+    with qtbot.waitSignal(window.session.ready, timeout=60_000) as ready:
         qtbot.mouseClick(dialog.copy_button, Qt.MouseButton.LeftButton)
-    new = [r for r in window.catalog.list() if r.id not in before]
-    assert len(new) == 1 and ready.args[0] == new[0].id
+    new = [r for r in window.ctx.catalog.list() if r.id not in before]
+    assert len(new) == 1 and ready.args[0].id == new[0].id
     record = new[0]
     assert record.owned and Path(record.path).is_file()
     assert Path(record.path).resolve() != source.resolve()  # a copy in the library
-    assert window.selected.id == record.id and window.model_combo.currentData() == record.id
+    assert (
+        window.session.selected.id == record.id
+        and window.chat_page.model_bar.combo.currentData() == record.id
+    )
     assert "Added" in window.banner.text()
     ask(qtbot, window, "Hi!")
     assert stored(window)[-1].model_id == record.id
@@ -289,17 +298,17 @@ def test_drop_a_corrupt_file_explains_and_adds_nothing(qtbot, make_window, tmp_p
     window = make_window()
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + os.urandom(4096))
-    before = window.catalog.list()
+    before = window.ctx.catalog.list()
     drop(window, bad)
-    qtbot.waitExposed(window.import_dialog)
-    with qtbot.waitSignal(window.import_done, timeout=30_000) as done:
-        qtbot.mouseClick(window.import_dialog.link_button, Qt.MouseButton.LeftButton)
+    qtbot.waitExposed(window.jobs.import_dialog)
+    with qtbot.waitSignal(window.jobs.import_done, timeout=30_000) as done:
+        qtbot.mouseClick(window.jobs.import_dialog.link_button, Qt.MouseButton.LeftButton)
     assert isinstance(done.args[0], Exception)
     text = window.banner.text()
     assert "broken.gguf" in text and "Nothing was added" in text
     assert "Traceback" not in text
-    assert window.catalog.list() == before
-    assert window.ready_model == BUNDLED_ID  # the loaded model is untouched
+    assert window.ctx.catalog.list() == before
+    assert window.session.ready_id == BUNDLED_ID  # the loaded model is untouched
     assert bad.read_bytes()[:4] == b"GGUF"  # the user's file is untouched
 
 
@@ -310,18 +319,18 @@ def test_killing_the_engine_mid_answer_keeps_the_conversation(qtbot, make_window
         ask(qtbot, window, "Say one word.")
         start_long_answer(qtbot, window)
         (pid,) = window.engine_pids()
-        with qtbot.waitSignal(window.answer_finished, timeout=30_000) as blocker:
+        with qtbot.waitSignal(window.chat_page.answer_finished, timeout=30_000) as blocker:
             os.kill(pid, signal.SIGKILL)
         assert blocker.args[0] == "error"
         assert "SIGKILL" in window.banner.text() and "conversation is safe" in window.banner.text()
         messages = stored(window)
         assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
         assert messages[-1].finish_reason == "error" and messages[-1].content.strip()
-        assert window.chat.messages[-1].load_again_button.isVisibleTo(window)
-        assert window.ready_model is None
-        assert not window.send("Are you there?")  # nothing is sent to a dead engine
+        assert window.chat_page.chat.messages[-1].load_again_button.isVisibleTo(window)
+        assert window.session.ready_id is None
+        assert not window.chat_page.send("Are you there?")  # nothing is sent to a dead engine
 
-        with qtbot.waitSignal(window.model_ready, timeout=60_000):
+        with qtbot.waitSignal(window.session.ready, timeout=60_000):
             qtbot.mouseClick(window.banner.action, Qt.MouseButton.LeftButton)
         assert ask(qtbot, window, "Are you back?") in ("stop", "length")
         assert len(stored(window)) == 6
@@ -333,14 +342,14 @@ def test_cancel_loading_then_load_again(qtbot, make_window):
     own = ModelHost(idle_unload_s=None, options=OPTIONS)
     try:
         window = make_window(wait_ready=False, own=own)
-        qtbot.waitUntil(lambda: window.task is not None, timeout=30_000)
-        with qtbot.waitSignal(window.model_failed, timeout=30_000) as failed:
-            qtbot.mouseClick(window.task_cancel, Qt.MouseButton.LeftButton)
-        assert failed.args[0] == "cancelled"
-        assert window.ready_model is None and "cancelled" in window.banner.text()
-        with qtbot.waitSignal(window.model_ready, timeout=60_000):
+        qtbot.waitUntil(lambda: window.session.loading, timeout=30_000)
+        with qtbot.waitSignal(window.session.load_failed, timeout=30_000) as failed:
+            qtbot.mouseClick(window.chat_page.model_bar.task_cancel, Qt.MouseButton.LeftButton)
+        assert failed.args[2] is True
+        assert window.session.ready_id is None and "cancelled" in window.banner.text()
+        with qtbot.waitSignal(window.session.ready, timeout=60_000):
             qtbot.mouseClick(window.banner.action, Qt.MouseButton.LeftButton)
-        assert window.ready_model == BUNDLED_ID
+        assert window.session.ready_id == BUNDLED_ID
         assert len(window.engine_pids()) == 1  # the cancelled load left no child behind
     finally:
         own.close()
@@ -349,15 +358,15 @@ def test_cancel_loading_then_load_again(qtbot, make_window):
 def test_restart_finds_history_size_and_last_conversation(qtbot, make_window):
     window = make_window()
     ask(qtbot, window, "Remember the word lantern.")
-    conv_id = window.conversation.id
+    conv_id = window.chat_page.conversation.id
     window.resize(900, 640)
     window.close()  # saves the state
 
     again = make_window(fresh=False)
-    qtbot.waitUntil(lambda: again.conversation is not None, timeout=10_000)
-    assert again.conversation.id == conv_id
-    assert again.chat.messages[0].text() == "Remember the word lantern."
-    assert len(again.chat.messages) == 2
+    qtbot.waitUntil(lambda: again.chat_page.conversation is not None, timeout=10_000)
+    assert again.chat_page.conversation.id == conv_id
+    assert again.chat_page.chat.messages[0].text() == "Remember the word lantern."
+    assert len(again.chat_page.chat.messages) == 2
     assert (again.width(), again.height()) == (900, 640)
     assert Settings().get("last_conversation") == conv_id
     History().close()
@@ -365,14 +374,14 @@ def test_restart_finds_history_size_and_last_conversation(qtbot, make_window):
 
 def test_context_meter_warns(qtbot, make_window):
     window = make_window()
-    window._set_meter(500, 1000)
-    assert window.meter.property("level") == "ok"
-    window._set_meter(850, 1000)
-    assert window.meter.property("level") == "warn"
-    assert "nearly full" in window.meter_label.text()
-    window._set_meter(1000, 1000)
-    assert window.meter.property("level") == "full"
-    assert "left out" in window.meter_label.text()
+    window.chat_page.meter.show_use(500, 1000)
+    assert window.chat_page.meter.bar.property("level") == "ok"
+    window.chat_page.meter.show_use(850, 1000)
+    assert window.chat_page.meter.bar.property("level") == "warn"
+    assert "nearly full" in window.chat_page.meter.label.text()
+    window.chat_page.meter.show_use(1000, 1000)
+    assert window.chat_page.meter.bar.property("level") == "full"
+    assert "left out" in window.chat_page.meter.label.text()
 
 
 def test_library_scan_rename_remove(qtbot, make_window, bundled_gguf, tmp_path, monkeypatch):
@@ -389,43 +398,46 @@ def test_library_scan_rename_remove(qtbot, make_window, bundled_gguf, tmp_path, 
     monkeypatch.setenv("OLLAMA_MODELS", str(home / "ollama"))
 
     window = make_window()
-    library = window.open_library()
-    assert library.isVisible() and library.table.rowCount() == len(window.catalog.list())
+    window.show_page("models")
+    library = window.models_page
+    assert library.isVisible() and library.table.rowCount() == len(window.ctx.catalog.list())
     qtbot.waitUntil(lambda: library.table.item(0, 6).text() in ("fits", "tight", "won't fit"))
     qtbot.mouseClick(library.scan_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "found 1 new model" in window.banner.text(), timeout=30_000)
-    record = window.catalog.find_by_path(found)
+    record = window.ctx.catalog.find_by_path(found)
     assert record is not None and record.source == "discovered" and not record.owned
     library.select(record.id)
     assert library.selected_id() == record.id
 
     item = library.table.item(library.table.currentRow(), 0)
     item.setText("My tiny model")  # what editing the cell in place does
-    assert window.catalog.get(record.id).name == "My tiny model"
+    assert window.ctx.catalog.get(record.id).name == "My tiny model"
     assert any(
-        window.model_combo.itemText(i).startswith("My tiny model")
-        for i in range(window.model_combo.count())
+        window.chat_page.model_bar.combo.itemText(i).startswith("My tiny model")
+        for i in range(window.chat_page.model_bar.combo.count())
     )
 
-    window.remove_model(record.id)  # what "Remove" does once confirmed
-    assert window.catalog.find_by_path(found) is None
+    window.jobs.remove(record.id)  # what "Remove" does once confirmed
+    assert window.ctx.catalog.find_by_path(found) is None
     assert found.is_file()  # a discovered model's files are never deleted
     assert "left where they are" in library.message.text()
-    window.remove_model(BUNDLED_ID)  # refused in plain words
+    window.jobs.remove(BUNDLED_ID)  # refused in plain words
     assert "cannot be removed" in window.banner.text()
-    assert window.catalog.get(BUNDLED_ID)
+    assert window.ctx.catalog.get(BUNDLED_ID)
 
 
 def test_leaving_a_chat_mid_answer_keeps_that_answer_there(qtbot, make_window):
     window = make_window()
     start_long_answer(qtbot, window, "Tell me about the sea.")
-    first = window.conversation.id
-    with qtbot.waitSignal(window.answer_finished, timeout=30_000) as blocker:
-        window.new_chat()
+    first = window.chat_page.conversation.id
+    with qtbot.waitSignal(window.chat_page.answer_finished, timeout=30_000) as blocker:
+        window.chat_page.new_chat()
     assert blocker.args[0] == "cancelled"
-    assert window.conversation is None and not window.chat.messages  # nothing leaked here
-    messages = window.history.messages(first)
+    assert (
+        window.chat_page.conversation is None and not window.chat_page.chat.messages
+    )  # nothing leaked here
+    messages = window.ctx.history.messages(first)
     assert [m.role for m in messages] == ["user", "assistant"]
     assert messages[1].finish_reason == "cancelled" and messages[1].content.strip()
-    window.open_conversation(first)
-    assert window.chat.messages[-1].text() == messages[1].content
+    window.chat_page.open_conversation(first)
+    assert window.chat_page.chat.messages[-1].text() == messages[1].content

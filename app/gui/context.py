@@ -30,7 +30,9 @@ class AppContext(QObject):
     offline_changed = Signal(bool)
     use_model = Signal(str)  # load this model for chat and show the chat
     show_page = Signal(str)  # one of PAGES
+    convert = Signal(str)  # a model id or folder: show the Convert page with it as the source
     notify = Signal(str, str)  # text, kind ("info", "warning", "error"): the window's banner
+    ask = Signal(str, str, str, object)  # text, kind, action label, callback: a banner button
 
     def __init__(
         self,
@@ -56,6 +58,15 @@ class AppContext(QObject):
         if on != self.offline:
             self.offline = on
             self.offline_changed.emit(on)
+
+    def tell(
+        self, text: str, kind: str = "info", action: str | None = None, callback: Any = None
+    ) -> None:
+        """Put ``text`` on the window's banner, with a button when ``action`` is given."""
+        if action:
+            self.ask.emit(text, kind, action, callback)
+        else:
+            self.notify.emit(text, kind)
 
     def error(self, doing: str, exc: BaseException) -> None:
         """Tell the user that ``doing`` ("Could not download X") failed, in plain words."""

@@ -1,4 +1,4 @@
-"""The window's dialogs: conversation settings, copy-or-link for a dropped model, the library.
+"""The window's dialogs: conversation settings, and copy-or-link for a dropped model.
 
 All of them are opened non-modally (``open()``) and report through signals, so nothing in
 the window ever blocks waiting for them.
@@ -6,12 +6,11 @@ the window ever blocks waiting for them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -19,18 +18,14 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from app.library_ops import Fit, describe_record, human_params, human_size, reveal_folder
 from app.settings import PRESETS, preset_params
 
 CUSTOM = "Custom"
@@ -181,6 +176,10 @@ class ImportChoiceDialog(QDialog):
         label.setWordWrap(True)
         label.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(label)
+        # A Hugging Face / PyTorch folder: offer to make a GGUF or MLX model of it next.
+        self.convert_box = QCheckBox("Convert after adding (opens the Convert page)")
+        self.convert_box.setVisible((Path(path) / "config.json").is_file())
+        layout.addWidget(self.convert_box)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         self.cancel_button = QPushButton("Cancel")
@@ -194,158 +193,10 @@ class ImportChoiceDialog(QDialog):
         self.link_button.clicked.connect(lambda: self._choose("link"))
         self.copy_button.clicked.connect(lambda: self._choose("copy"))
 
+    @property
+    def convert_after(self) -> bool:
+        return self.convert_box.isVisibleTo(self) and self.convert_box.isChecked()
+
     def _choose(self, mode: str) -> None:
         self.accept()
         self.chosen.emit(self.path, mode)
-
-
-class LibraryDialog(QDialog):
-    """Every model in the library with its metadata; rename, remove, reveal, scan, use."""
-
-    use_requested = Signal(str)  # model id
-    remove_requested = Signal(str)
-    scan_requested = Signal()
-    import_requested = Signal()
-    renamed = Signal()
-
-    COLUMNS = (
-        "Name",
-        "Format",
-        "Quantization",
-        "Size",
-        "Parameters",
-        "Context",
-        "Fits",
-        "Source",
-        "Location",
-    )
-
-    def __init__(self, catalog: Any, parent: QWidget, fits: dict[str, Fit] | None = None) -> None:
-        super().__init__(parent)
-        self.catalog = catalog
-        self.fits = fits if fits is not None else {}
-        self.setWindowTitle("Model library")
-        self.resize(980, 420)
-        layout = QVBoxLayout(self)
-        self.table = QTableWidget(0, len(self.COLUMNS))
-        self.table.setHorizontalHeaderLabels(self.COLUMNS)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(
-            QAbstractItemView.EditTrigger.DoubleClicked
-            | QAbstractItemView.EditTrigger.EditKeyPressed
-        )
-        self.table.verticalHeader().hide()
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(len(self.COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
-        self.table.itemChanged.connect(self._on_item_changed)
-        layout.addWidget(self.table)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        layout.addWidget(self.message)
-
-        row = QHBoxLayout()
-        self.use_button = QPushButton("Use")
-        self.rename_button = QPushButton("Rename")
-        self.remove_button = QPushButton("Remove")
-        self.reveal_button = QPushButton("Show in file manager")
-        self.scan_button = QPushButton("Scan for models")
-        self.scan_button.setToolTip(
-            "Look for models other apps have downloaded (Hugging Face cache, LM Studio, Ollama)"
-        )
-        self.import_button = QPushButton("Add a model…")
-        for b in (self.use_button, self.rename_button, self.remove_button, self.reveal_button):
-            row.addWidget(b)
-        row.addStretch(1)
-        row.addWidget(self.scan_button)
-        row.addWidget(self.import_button)
-        close = QPushButton("Close")
-        close.clicked.connect(self.accept)
-        row.addWidget(close)
-        layout.addLayout(row)
-
-        self.use_button.clicked.connect(lambda: self._with_selected(self.use_requested.emit))
-        self.rename_button.clicked.connect(self._rename)
-        self.remove_button.clicked.connect(lambda: self._with_selected(self.remove_requested.emit))
-        self.reveal_button.clicked.connect(self._reveal)
-        self.scan_button.clicked.connect(self.scan_requested)
-        self.import_button.clicked.connect(self.import_requested)
-        self.table.itemSelectionChanged.connect(self._update_buttons)
-        self.refresh()
-
-    def refresh(self) -> None:
-        self.table.blockSignals(True)
-        records = self.catalog.list()
-        self.table.setRowCount(len(records))
-        for r, rec in enumerate(records):
-            fit = self.fits.get(rec.id, Fit("…", "estimating the memory it needs"))
-            values = (
-                rec.name,
-                rec.format,
-                rec.quantization or "—",
-                human_size(rec.size_bytes),
-                human_params(rec.parameters),
-                f"{rec.context_length:,}" if rec.context_length else "—",
-                fit.verdict,
-                rec.source,
-                rec.path,
-            )
-            for c, value in enumerate(values):
-                item = QTableWidgetItem(str(value))
-                item.setData(Qt.ItemDataRole.UserRole, rec.id)
-                if c != 0:
-                    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
-                if c == 6:
-                    item.setToolTip(fit.detail)
-                elif c == 0:
-                    item.setToolTip(describe_record(rec))
-                self.table.setItem(r, c, item)
-        self.table.blockSignals(False)
-        self._update_buttons()
-
-    def selected_id(self) -> str | None:
-        items = self.table.selectedItems()
-        return items[0].data(Qt.ItemDataRole.UserRole) if items else None
-
-    def select(self, model_id: str) -> None:
-        for r in range(self.table.rowCount()):
-            if self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == model_id:
-                self.table.selectRow(r)
-
-    def _update_buttons(self) -> None:
-        has = self.selected_id() is not None
-        for b in (self.use_button, self.rename_button, self.remove_button, self.reveal_button):
-            b.setEnabled(has)
-
-    def _with_selected(self, fn: Any) -> None:
-        model_id = self.selected_id()
-        if model_id:
-            fn(model_id)
-
-    def _rename(self) -> None:
-        items = self.table.selectedItems()
-        if items:
-            self.table.editItem(self.table.item(items[0].row(), 0))
-
-    def _on_item_changed(self, item: QTableWidgetItem) -> None:
-        if item.column() != 0:
-            return
-        from models.errors import FiresideError
-
-        try:
-            self.catalog.rename(item.data(Qt.ItemDataRole.UserRole), item.text())
-            self.message.setText(f"Renamed to {item.text().strip()}.")
-            self.renamed.emit()
-        except FiresideError as exc:
-            self.message.setText(str(exc))
-            self.refresh()
-
-    def _reveal(self) -> None:
-        model_id = self.selected_id()
-        if model_id:
-            folder = reveal_folder(self.catalog.get(model_id))
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
-
-    def show_message(self, text: str) -> None:
-        self.message.setText(text)

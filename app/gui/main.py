@@ -28,8 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         palette = theme.apply(app)
         window.renderer.palette = palette
         window.renderer._md = None  # re-create with the new code colours
-        if window.conversation is not None and window.generation is None:
-            window.open_conversation(window.conversation.id)  # re-render in the new colours
+        chat = window.chat_page
+        if chat.conversation is not None and chat.answer is None:
+            chat.open_conversation(chat.conversation.id)  # re-render in the new colours
 
     app.styleHints().colorSchemeChanged.connect(follow_system)
 

@@ -30,7 +30,7 @@ class Worker(QObject):
     """Connect its signals first, then ``start()``: a fast job may end at once."""
 
     yielded = Signal(object)
-    progress = Signal(int, int)
+    progress = Signal(object, object)  # done, total: Python ints (files pass 2 GiB)
     done = Signal(object)
     failed = Signal(object)  # the exception
     finished = Signal()

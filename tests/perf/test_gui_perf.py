@@ -64,11 +64,11 @@ FIRESIDE = textwrap.dedent(
             if "--after-load" not in sys.argv:
                 app.quit()
 
-        def loaded(_id):
+        def loaded(*_args):
             print("LOADED-HEAVY", [m for m in HEAVY if m in sys.modules], flush=True)
             app.quit()
 
-        window.model_ready.connect(loaded)
+        window.session.ready.connect(loaded)
         QTimer.singleShot(0, shown)
         app.exec()
         window.shutdown()
@@ -177,6 +177,42 @@ def _rerender_costs(body, pieces, app) -> list[float]:
     return costs
 
 
+class PacedHost:
+    """Stands in for the engine in the stall measurement: a stream of chunks, one every
+    2 ms, from the worker thread the chat reads it on (what a fast model does)."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+
+    def chat(self, _record, _messages, _params):
+        return PacedStream(self.pieces)
+
+    def info(self, _record):
+        return None
+
+    def status(self):
+        return []
+
+
+class PacedStream:
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces, self.cancelled = pieces, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def __iter__(self):
+        from runtime import Chunk, Timings
+
+        n = len(self.pieces)
+        for i, piece in enumerate(self.pieces):
+            if self.cancelled:
+                return
+            time.sleep(0.002)
+            yield Chunk(piece, 50, i + 1)
+        yield Chunk("", 50, n, "length", Timings(0.05, 1000.0, 500.0, 2.0))
+
+
 def test_streaming_cost_and_stalls(qtbot):
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
@@ -184,9 +220,8 @@ def test_streaming_cost_and_stalls(qtbot):
     from app.gui import theme
     from app.gui.chatview import MessageBody
     from app.gui.markdown import MarkdownRenderer
-    from app.gui.window import Generation, MainWindow
-    from models import Catalog
-    from runtime import Chunk, Timings
+    from app.gui.window import MainWindow
+    from models import BUNDLED_ID, Catalog
 
     app = QApplication.instance()
     theme.apply(app)
@@ -213,18 +248,16 @@ def test_streaming_cost_and_stalls(qtbot):
     costs = _rerender_costs(base, pieces, app)
     base_early, base_late = statistics.median(costs[10:60]), statistics.median(costs[950:1000])
 
-    # 2. stalls: 1,000 tokens through the window's real chunk path, arriving every 2 ms
+    # 2. stalls: 1,000 tokens through the chat's real answer path (send, the worker thread,
+    # the Answer's flushes, the history commit), arriving every 2 ms from a paced stream
+    pieces = token_stream(MARKDOWN_ANSWER, n)
     with tempfile.TemporaryDirectory() as home:
         os.environ["FIRESIDE_HOME"] = home
-        window = MainWindow(catalog=Catalog(), autoload=False)
+        catalog = Catalog()
+        window = MainWindow(catalog=catalog, host=PacedHost(pieces), autoload=False)
         qtbot.addWidget(window)
         window.show()
-        window.conversation = window.history.create()
-        widget = window._message_widget("assistant", 0, None)
-        widget.body.begin_stream()
-        window.chat.add(widget)
-        gen = Generation(window.conversation.id, widget, None)
-        window.generation = gen
+        window.session.ready_record = catalog.get(BUNDLED_ID)
         gaps: list[float] = []
         clock = QElapsedTimer()
         clock.start()
@@ -238,25 +271,11 @@ def test_streaming_cost_and_stalls(qtbot):
         heartbeat = QTimer()
         heartbeat.setInterval(5)
         heartbeat.timeout.connect(beat)
-        feed = iter(enumerate(token_stream(MARKDOWN_ANSWER, n)))
-
-        def push() -> None:
-            try:
-                i, piece = next(feed)
-            except StopIteration:
-                feeder.stop()
-                window._on_chunk(gen, Chunk("", 50, n, "length", Timings(0.05, 1000.0, 500.0, 2.0)))
-                return
-            window._on_chunk(gen, Chunk(piece, 50, i + 1))
-
-        feeder = QTimer()
-        feeder.setInterval(2)
-        feeder.timeout.connect(push)
-        with qtbot.waitSignal(window.answer_finished, timeout=60_000):
+        with qtbot.waitSignal(window.chat_page.answer_finished, timeout=60_000):
             heartbeat.start()
-            feeder.start()
+            assert window.chat_page.send("Write something long.")
         heartbeat.stop()
-        stored = window.history.messages(window.conversation.id)
+        stored = window.ctx.history.messages(window.chat_page.conversation.id)
         window.close()
     assert stored[-1].content == "".join(token_stream(MARKDOWN_ANSWER, n))
     worst = max(gaps[1:])

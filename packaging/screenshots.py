@@ -58,12 +58,14 @@ def start_fake_hub(home: Path):
     hub = FakeHub().start()
     hub.add_repo(
         SHOW_REPO,
-        {"smollm2-135m-instruct-q4_k_m.gguf": data, BIG: data + b"\0" * 4096, "README.md": b"#"},
+        {"smollm2-135m-instruct-q4_k_m.gguf": data, BIG: data + bytes(40 << 20), "README.md": b"#"},
         downloads=48_211,
         likes=112,
         tags=["gguf", "license:apache-2.0"],
     )
-    hub.add_repo("someone/SmolLM2-1.7B-Instruct-MLX-4bit", {"README.md": b"#"}, tags=["mlx"])
+    weights = {"config.json": b"{}", "model.safetensors": bytes(4096)}
+    hub.add_repo("someone/SmolLM2-1.7B-Instruct-MLX-4bit", weights, tags=["mlx"], likes=9)
+    hub.add_repo("someone/SmolLM2-360M", weights, tags=["safetensors"], downloads=3_020)
     hub.add_repo("someone/SmolLM2-gated-GGUF", {"README.md": b"#"}, tags=["gguf"], gated=True)
     os.environ["HF_ENDPOINT"] = hub.url
     os.environ["HF_HUB_CACHE"] = str(home / "hf-cache")

@@ -44,7 +44,9 @@ def _peer(command: str, *args: str, timeout: float = 600) -> None:
         timeout=timeout,
     )
     if proc.returncode != 0:
-        raise AssertionError(f"llama-cpp-python {command} failed:\n{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"llama-cpp-python {command} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        )
 
 
 def llama_logits(gguf_path: Path, token_lists: list[list[int]]) -> list[np.ndarray]:

@@ -29,6 +29,7 @@ class Banner(QFrame):
         layout.addWidget(self.action)
         close = QPushButton("✕")
         close.setFlat(True)
+        close.setObjectName("bannerClose")  # dark on the banner's light colours, either theme
         close.setFixedWidth(28)
         close.setToolTip("Dismiss")
         close.clicked.connect(self.hide)

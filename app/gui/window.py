@@ -51,12 +51,12 @@ from .session import ModelSession
 from .worker import run_job
 
 NAV = (  # page name, label, shortcut
-    ("chat", "💬  Chat", "Ctrl+1"),
-    ("models", "📚  My models", "Ctrl+2"),
-    ("discover", "🔎  Discover", "Ctrl+3"),
-    ("downloads", "⬇  Downloads", "Ctrl+4"),
-    ("convert", "⚙  Convert", "Ctrl+5"),
-    ("server", "🔌  Server", "Ctrl+6"),
+    ("chat", "Chat", "Ctrl+1"),
+    ("models", "My models", "Ctrl+2"),
+    ("discover", "Discover", "Ctrl+3"),
+    ("downloads", "Downloads", "Ctrl+4"),
+    ("convert", "Convert", "Ctrl+5"),
+    ("server", "Server", "Ctrl+6"),
 )
 
 
@@ -159,7 +159,7 @@ class MainWindow(QMainWindow):
                 continue
             item = QListWidgetItem(label)
             item.setData(Qt.ItemDataRole.UserRole, name)
-            item.setToolTip(f"{label.split(maxsplit=1)[-1]} ({key})")
+            item.setToolTip(f"{label} ({key})")
             self.nav.addItem(item)
             self.stack.addWidget(page)
             QShortcut(QKeySequence(key), self, activated=lambda n=name: self.show_page(n))

@@ -23,28 +23,11 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.settings import Settings, preset_params  # noqa: E402
 from models import BUNDLED_ID  # noqa: E402
-from runtime import BackendOptions, ModelHost  # noqa: E402
 
+pytest_plugins = ("gui_fixtures",)  # home, host
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
-OPTIONS = BackendOptions(n_threads=1)  # one thread: steady on a busy shared machine
 QUESTION = [{"role": "user", "content": "What is 2+2?"}]
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory):
-    path = tmp_path_factory.mktemp("gui-server-home")
-    old = os.environ.get("FIRESIDE_HOME")
-    os.environ["FIRESIDE_HOME"] = str(path)
-    yield path
-    if old is not None:
-        os.environ["FIRESIDE_HOME"] = old
-
-
-@pytest.fixture(scope="module")
-def host(home):
-    with ModelHost(idle_unload_s=None, options=OPTIONS) as shared:
-        yield shared
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import pytestqt  # noqa: F401, E402  (the test extra has it; missing, the tests fail)
+from gui_fixtures import OPTIONS  # noqa: E402
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
@@ -21,32 +22,14 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from app.history import History  # noqa: E402
 from app.settings import Settings, preset_params  # noqa: E402
 from models import BUNDLED_ID  # noqa: E402
-from runtime import BackendOptions, ModelHost  # noqa: E402
+from runtime import ModelHost  # noqa: E402
 
+pytest_plugins = ("gui_fixtures",)  # home, host
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 ANSWER_TIMEOUT_MS = 90_000
-# One thread: on a busy shared 2-core machine, llama.cpp's two spinning threads run ~10x slower.
-OPTIONS = BackendOptions(n_threads=1)
 SHORT = {**preset_params("Deterministic"), "max_tokens": 8}
 LONG = {**preset_params("Balanced"), "max_tokens": 3000, "seed": 3}
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory):
-    """A FIRESIDE_HOME for this module (history and library persist across its windows)."""
-    path = tmp_path_factory.mktemp("gui-home")
-    old = os.environ.get("FIRESIDE_HOME")
-    os.environ["FIRESIDE_HOME"] = str(path)
-    yield path
-    if old is not None:
-        os.environ["FIRESIDE_HOME"] = old
-
-
-@pytest.fixture(scope="module")
-def host(home):
-    with ModelHost(idle_unload_s=None, options=OPTIONS) as shared:
-        yield shared
 
 
 @pytest.fixture

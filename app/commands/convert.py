@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,12 @@ def register(sub: Any) -> None:
         choices=(32, 64, 128),
         metavar="N",
         help="MLX 4/8-bit only: weights per quantization group, 32, 64 (default) or 128",
+    )
+    p.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="skip the quality report (how closely the result follows the source)",
     )
     p.set_defaults(handler=run)
 
@@ -106,76 +115,154 @@ def _source_folder(ref: str) -> tuple[Path, str | None]:
     return path, record.id
 
 
-def run(args: argparse.Namespace) -> int:
-    from models import Cancelled, Catalog
-    from models.paths import models_dir
-    from models.records import slugify
-    from quant import ConversionError
-
-    folder, source_id = _source_folder(args.source)
-    is_mlx = args.to.strip().lower().startswith("mlx-")
-    if is_mlx:
+def output_label(to: str) -> tuple[str, str]:
+    """(the library's label of type ``to``, the output's file suffix); unknown types refused."""
+    if to.strip().lower().startswith("mlx-"):
         from quant.mlx import mlx_type
 
-        label = mlx_type(args.to).label
-        suffix = ""
-    else:
-        from quant import output_type
+        return mlx_type(to).label, ""
+    from quant import output_type
 
-        if args.group_size is not None:
-            raise ConversionError("--group-size applies to the MLX types only")
-        label = output_type(args.to).label
-        suffix = ".gguf"
-    base = slugify(args.name or folder.name)
-    owned = args.output is None
-    out = (
-        Path(args.output).expanduser()
-        if args.output
-        else models_dir() / f"{base}-{slugify(label)}{suffix}"
-    )
+    return output_type(to).label, ".gguf"
+
+
+def library_output(folder: Path, to: str, name: str | None = None) -> Path:
+    """A free place in the library's models folder for ``folder`` converted to ``to``."""
+    from models.paths import models_dir
+    from models.records import slugify
+
+    label, suffix = output_label(to)
+    base = f"{slugify(name or folder.name)}-{slugify(label)}"
+    out, n = models_dir() / f"{base}{suffix}", 2
+    while out.exists():
+        out, n = models_dir() / f"{base}-{n}{suffix}", n + 1
+    return out
+
+
+@dataclass
+class Converted:
+    record: Any  # the ModelRecord, registered
+    report: Any = None  # the QualityReport, or None
+    note: str | None = None  # something the user should know about the result
+    report_problem: str | None = None  # why there is no report, in plain words
+
+
+def convert_into_library(
+    folder: Path,
+    to: str,
+    *,
+    catalog: Any,
+    out: Path | None = None,
+    name: str | None = None,
+    group_size: int | None = None,
+    source_id: str | None = None,
+    report: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    report_progress: Callable[[int, int], None] | None = None,
+    cancel: Any = None,
+) -> Converted:
+    """Convert, measure the quality (``report``), register: the one pipeline of the CLI and the
+    window. A cancel at any point (``cancel.is_set()``) leaves nothing behind; a report that
+    cannot be made leaves the model registered without one (``report_problem`` says why)."""
+    from models import Cancelled
+    from models.errors import describe
+    from quant import ConversionError
+
+    is_mlx = to.strip().lower().startswith("mlx-")
+    if not is_mlx and group_size is not None:
+        raise ConversionError("--group-size applies to the MLX types only")
+    owned = out is None
+    out = out or library_output(folder, to, name)
+    note = None
+    if is_mlx:
+        from quant.mlx import convert_mlx, mlx_record
+
+        result = convert_mlx(
+            folder, to, out, progress=progress, cancel=cancel, group_size=group_size
+        )
+        note, path = result.note, result.path
+        record = mlx_record(result, folder, name=name)
+    else:
+        from quant import convert
+
+        path = convert(folder, to, out, progress=progress, cancel=cancel, name=name)
+        record = gguf_record(path, folder, to, name=name)
+    quality, problem = None, None
+    if report:
+        from quant.quality import measure
+
+        try:
+            quality = measure(folder, path, to, progress=report_progress, cancel=cancel)
+        except Cancelled:
+            _remove(path)
+            raise Cancelled("conversion cancelled; nothing was kept") from None
+        except Exception as exc:  # the model is fine; only its report is missing
+            problem = describe(exc)
+    if cancel is not None and cancel.is_set():
+        _remove(path)
+        raise Cancelled("conversion cancelled; nothing was kept")
+    provenance = dict(record.provenance)
+    if source_id:
+        provenance["source_id"] = source_id
+    if quality is not None:
+        provenance["quality"] = quality.to_dict()
+    try:
+        record = catalog.add(record.replace(owned=owned, provenance=provenance))
+    except BaseException:
+        if owned:
+            _remove(path)
+        raise
+    return Converted(record, quality, note, problem)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models import Cancelled, Catalog
+
+    folder, source_id = _source_folder(args.source)
+    label, _ = output_label(args.to)
+    out = Path(args.output).expanduser() if args.output else None
 
     cancel = threading.Event()
-    interrupted = False
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    bars = [ProgressBar(f"{folder.name} -> {label}")]
 
-    def on_sigint(*_: Any) -> None:
-        nonlocal interrupted
-        interrupted = True
-        cancel.set()
+    def report_progress(done: int, total: int) -> None:
+        if len(bars) == 1:  # the conversion is done: its bar ends, the report's begins
+            bars[0].finish()
+            bars.append(ProgressBar("checking quality"))
+        bars[-1](done, total)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    bar = ProgressBar(f"{folder.name} -> {label}")
     try:
-        if is_mlx:
-            from quant.mlx import convert_mlx, mlx_record
-
-            result = convert_mlx(
-                folder, args.to, out, progress=bar, cancel=cancel, group_size=args.group_size
-            )
-            bar.finish()
-            if result.note:
-                print(f"note: {result.note}", file=sys.stderr)
-            record = mlx_record(result, folder, name=args.name)
-        else:
-            from quant import convert
-
-            path = convert(folder, args.to, out, progress=bar, cancel=cancel, name=args.name)
-            bar.finish()
-            record = gguf_record(path, folder, args.to, name=args.name)
+        done = convert_into_library(
+            folder, args.to, catalog=Catalog(), out=out, name=args.name,
+            group_size=args.group_size, source_id=source_id, report=args.report,
+            progress=bars[0], report_progress=report_progress, cancel=cancel,
+        )  # fmt: skip
     except Cancelled:
-        bar.finish()
+        bars[-1].finish()
         print("fireside: conversion cancelled; nothing was kept", file=sys.stderr)
         return 130
     except BaseException:
-        bar.finish()
+        bars[-1].finish()
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
-    if interrupted:
-        return 130
-    if source_id:
-        record = record.replace(provenance={**record.provenance, "source_id": source_id})
-    record = Catalog().add(record.replace(owned=owned))
+    bars[-1].finish()
+    record = done.record
+    if done.note:
+        print(f"note: {done.note}", file=sys.stderr)
     print(f"added {record.id}: {record.name} ({record.quantization}) at {record.path}")
+    if done.report is not None:
+        print(f"quality: {done.report.describe()}")
+    elif done.report_problem:
+        print(f"note: no quality report ({done.report_problem})", file=sys.stderr)
     print(f"chat with it: fireside chat --model {record.id}")
     return 0
 

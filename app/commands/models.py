@@ -195,11 +195,20 @@ def _print_record(r: Any) -> None:
         ("added", r.added_at),
     ]
     for key, value in r.provenance.items():
-        if key != "files":
+        if key == "quality" and isinstance(value, dict):
+            fields.append(("quality", quality_sentence(value)))
+        elif key != "files":
             fields.append((key, str(value)))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         print(f"{key.ljust(width)}  {value}")
+
+
+def quality_sentence(report: dict[str, Any]) -> str:
+    """The quality report kept with a converted model (quant.quality), in one sentence."""
+    if report.get("summary"):
+        return str(report["summary"])
+    return f"{report.get('verdict', '?')} (mean KL {report.get('kl')}, top-1 {report.get('top1')})"
 
 
 def run_show(args: argparse.Namespace) -> int:

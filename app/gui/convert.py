@@ -1,0 +1,318 @@
+"""The conversions controller: one conversion at a time (Hugging Face / PyTorch weights to GGUF
+or MLX), then its quality report, then the result in the library; all on a worker through the
+one job runner.
+
+The page talks to it by its public methods and signals only. Before any work, ``check`` says
+in plain words why a source cannot become a target (unsupported architecture, no tokenizer,
+not a checkpoint) from its config and headers alone; ``expected_size`` and ``fit`` say how big
+the result will be and whether it will fit this machine's memory. A finished conversion asks
+the library to show the new model (``ctx.library_changed``) and offers "Chat with it"; a
+cancel leaves nothing behind (the pipeline removes what it wrote).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from .context import AppContext
+from .worker import Job, Worker, run_job
+
+# What the page offers, in its order: (type name, label).
+TARGETS: tuple[tuple[str, str], ...] = (
+    ("gguf-q4_k_m", "GGUF Q4_K_M"),
+    ("gguf-q5_k_m", "GGUF Q5_K_M"),
+    ("gguf-q6_k", "GGUF Q6_K"),
+    ("gguf-q8_0", "GGUF Q8_0"),
+    ("gguf-q4_0", "GGUF Q4_0"),
+    ("gguf-f16", "GGUF F16"),
+    ("gguf-bf16", "GGUF BF16"),
+    ("mlx-4bit", "MLX 4-bit"),
+    ("mlx-8bit", "MLX 8-bit"),
+    ("mlx-bf16", "MLX BF16"),
+)
+TARGET_WORDS = {
+    "gguf-q4_k_m": "small and good: the usual choice for llama.cpp",
+    "gguf-q5_k_m": "a little larger, a little closer to the original",
+    "gguf-q6_k": "close to the original, half the size of 16-bit",
+    "gguf-q8_0": "nearly the original, about half the size of 16-bit",
+    "gguf-q4_0": "the smallest, the plainest 4-bit; loses more than Q4_K_M",
+    "gguf-f16": "unquantized 16-bit: the original's quality and size",
+    "gguf-bf16": "unquantized bfloat16: the original's weights as they are",
+    "mlx-4bit": "small and fast on Apple Silicon",
+    "mlx-8bit": "nearly the original, on Apple Silicon",
+    "mlx-bf16": "unquantized, on Apple Silicon",
+}
+CONVERT_SHARE = 0.7  # of the progress bar, when a quality report follows
+FIT_WORDS = {
+    "fits": "Fits in memory",
+    "tight": "Tight in memory",
+    "won't fit": "Won't fit in memory",
+}
+
+
+def is_mlx(to: str) -> bool:
+    return to.startswith("mlx-")
+
+
+def apple_silicon() -> bool:
+    return sys.platform == "darwin" and platform.machine() == "arm64"
+
+
+def mlx_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("mlx", "mlx_lm"))
+
+
+def recommended_target() -> str:
+    """MLX 4-bit on Apple Silicon (where mlx-lm is installed), GGUF Q4_K_M elsewhere."""
+    return "mlx-4bit" if apple_silicon() and mlx_available() else "gguf-q4_k_m"
+
+
+def target_label(to: str) -> str:
+    return dict(TARGETS).get(to, to)
+
+
+def check(folder: str | os.PathLike[str], to: str) -> str | None:
+    """Why ``folder`` cannot be converted to ``to``, in plain words; None when it can.
+
+    Reads config.json, the tokenizer's file names and the safetensors headers only (no
+    weights, no torch): cheap enough for the GUI thread.
+    """
+    from models.errors import FiresideError
+
+    try:
+        if is_mlx(to):
+            from quant.mlx import check_source
+
+            if not mlx_available():
+                return "MLX conversion needs mlx and mlx-lm: pip install 'fireside[mlx]'"
+            check_source(folder)
+            return None
+        from models.hf import read_hf_folder
+        from quant.arch import architecture_for
+
+        ckpt = read_hf_folder(Path(folder))
+        architecture_for(ckpt)
+        if not ckpt.has_tokenizer:
+            return (
+                f"{ckpt.path.name} has no tokenizer (tokenizer.json or tokenizer.model); "
+                f"a model cannot be used without one"
+            )
+    except FiresideError as exc:
+        return str(exc)
+    except OSError as exc:
+        from models.errors import describe
+
+        return describe(exc)
+    return None
+
+
+def expected_size(folder: str | os.PathLike[str], to: str) -> int:
+    """About how many bytes the result will take (exact tensor bytes for a safetensors GGUF)."""
+    from models.hf import read_hf_folder
+
+    ckpt = read_hf_folder(Path(folder))
+    extra = sum(
+        (ckpt.path / n).stat().st_size for n in ckpt.tokenizer_files if (ckpt.path / n).is_file()
+    )
+    if is_mlx(to):
+        from quant.mlx import DEFAULT_GROUP_SIZE, estimated_bytes, mlx_type
+
+        return estimated_bytes(ckpt, mlx_type(to), DEFAULT_GROUP_SIZE) + extra
+    from quant import output_type
+
+    otype = output_type(to)
+    if ckpt.weight_format == "safetensors":
+        from quant.arch import architecture_for
+        from quant.sources import SafetensorsSource
+        from quant.to_gguf import plan_tensors
+
+        source = SafetensorsSource(ckpt)
+        try:
+            plan = plan_tensors(architecture_for(ckpt), source, otype)
+        finally:
+            source.close()
+        return sum(p.n_bytes for p in plan) + extra
+    dtype = str(ckpt.config.get("dtype") or ckpt.config.get("torch_dtype") or "float32")
+    params = ckpt.weight_bytes // (4 if dtype == "float32" else 2)
+    return int(params * otype.bits_per_weight / 8) + extra
+
+
+def fit(size: int, to: str) -> str:
+    """``fits`` / ``tight`` / ``won't fit`` for a result of ``size`` bytes (models.fit)."""
+    from models.fit import verdict_for_download
+
+    return verdict_for_download(size, "mlx" if is_mlx(to) else "gguf")
+
+
+@dataclass(frozen=True)
+class Request:
+    folder: Path
+    to: str
+    name: str | None = None
+    source_id: str | None = None  # the library id of the source, when it has one
+    report: bool = True
+
+    @property
+    def title(self) -> str:
+        return f"{self.name or self.folder.name} → {target_label(self.to)}"
+
+
+class ConvertController(QObject):
+    """``start(folder, to)``, ``cancel()``, ``shutdown()``; state by ``busy``, ``fraction``,
+    ``stage`` and ``seconds_left``."""
+
+    busy_changed = Signal(bool)
+    progressed = Signal()  # fraction, stage or seconds_left moved
+    converted = Signal(object)  # app.commands.convert.Converted: record, report, notes
+    failed = Signal(str)  # what went wrong, in plain words
+    cancelled = Signal()  # nothing was kept
+
+    def __init__(self, ctx: AppContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self._worker: Worker | None = None
+        self.request: Request | None = None
+        self.fraction = 0.0
+        self.stage = ""
+        self.seconds_left: float | None = None
+        self._started = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def start(
+        self,
+        folder: str | os.PathLike[str],
+        to: str,
+        *,
+        name: str | None = None,
+        source_id: str | None = None,
+        report: bool = True,
+    ) -> bool:
+        """Begin converting; False (with the reason on the banner) when it cannot start."""
+        if self.busy or self.ctx.closing:
+            if self.busy:
+                self.ctx.tell("A conversion is already running; wait for it or cancel it.")
+            return False
+        if self.ctx.catalog is None:
+            self.ctx.tell("The model library is still opening; try again in a moment.")
+            return False
+        problem = check(folder, to)
+        if problem:
+            self.ctx.tell(f"Cannot convert {Path(folder).name}: {problem}", "error")
+            return False
+        request = Request(Path(folder).resolve(), to, name or None, source_id, report)
+        self.request, self._started = request, time.monotonic()
+        self.fraction, self.seconds_left = 0.0, None
+        self.stage = f"Converting to {target_label(to)}…"
+        catalog = self.ctx.catalog
+        share = CONVERT_SHARE if report else 1.0
+
+        def job(j: Job) -> Any:
+            from app.commands.convert import convert_into_library
+
+            def converting(done: int, total: int) -> None:
+                j.progress(int(1000 * share * done / total) if total else 0, 1000)
+
+            def measuring(done: int, total: int) -> None:
+                part = (1 - share) * done / total if total else 0.0
+                j.progress(int(1000 * (share + part)), 1000)
+
+            return convert_into_library(
+                request.folder, request.to, catalog=catalog, name=request.name,
+                source_id=request.source_id, report=request.report, progress=converting,
+                report_progress=measuring, cancel=j.cancel,
+            )  # fmt: skip
+
+        self._worker = run_job(
+            job,
+            on_progress=self._moved,
+            on_done=self._done,
+            on_error=self._failed,
+            on_finished=self._finished,
+            name="fireside-convert",
+        )
+        self.busy_changed.emit(True)
+        self.progressed.emit()
+        return True
+
+    def cancel(self) -> None:
+        """Stop the conversion (or its report); whatever it wrote is removed."""
+        if self._worker is not None and not self._worker.cancelled:
+            self._worker.cancel()
+            self.stage, self.seconds_left = "Cancelling…", None
+            self.progressed.emit()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the running job ends (tests and shutdown only)."""
+        worker = self._worker
+        return worker is None or worker.wait(timeout)
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """The window is closing: cancel, and wait for the job to clean up after itself."""
+        worker = self._worker
+        if worker is not None:
+            worker.cancel()
+            worker.wait(timeout)
+
+    # -- from the worker ------------------------------------------------------------------
+    def _moved(self, permille: int, total: int) -> None:
+        if self._worker is None or self._worker.cancelled or self.request is None:
+            return
+        self.fraction = min(1.0, permille / total)
+        checking = self.request.report and self.fraction > CONVERT_SHARE
+        self.stage = (
+            "Checking the quality…"
+            if checking
+            else f"Converting to {target_label(self.request.to)}…"
+        )
+        elapsed = time.monotonic() - self._started
+        if self.fraction >= 0.03 and elapsed > 1.0:
+            self.seconds_left = elapsed * (1 - self.fraction) / self.fraction
+        self.progressed.emit()
+
+    def _done(self, result: Any) -> None:
+        self.fraction, self.seconds_left, self.stage = 1.0, None, "Done"
+        if self.ctx.closing:
+            return
+        record = result.record
+        self.converted.emit(result)
+        self.ctx.library_changed.emit(record.id)
+        said = f"{record.name} ({record.quantization}) is in your library."
+        if result.report is not None:
+            said += " " + result.report.describe()
+        model_id = record.id
+        self.ctx.tell(said, "info", "Chat with it", lambda: self.ctx.use_model.emit(model_id))
+
+    def _failed(self, exc: BaseException) -> None:
+        from models import Cancelled
+        from models.errors import describe
+
+        self.seconds_left = None
+        if isinstance(exc, Cancelled):
+            self.stage = "Cancelled; nothing was kept."
+            if not self.ctx.closing:
+                self.cancelled.emit()
+            return
+        self.stage = "Stopped."
+        if self.ctx.closing:
+            return
+        title = self.request.title if self.request else "the model"
+        self.failed.emit(describe(exc))
+        self.ctx.error(f"Could not convert {title}", exc)
+
+    def _finished(self) -> None:
+        self._worker = None
+        if not self.ctx.closing:
+            self.busy_changed.emit(False)
+            self.progressed.emit()

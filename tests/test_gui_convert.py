@@ -1,0 +1,210 @@
+"""The Convert page, offscreen (pytest-qt): the real checkpoint converted from the page to
+Q4_K_M and to MLX 4-bit through the real controller, job runner, converter and quality
+report; the result in the library with its report; a cancel half way leaving nothing; an
+unsupported folder refused before any work."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytestqt  # noqa: F401  (the test extra has it; missing, the tests fail)
+from PySide6.QtCore import Qt
+
+from app.gui.context import AppContext
+from app.gui.convert import ConvertController
+from app.gui.convert_page import ConvertPage
+from app.history import History
+from app.settings import Settings
+from models import Catalog
+from models.library import import_model
+from runtime import ModelHost
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[1]
+WAIT_MS = 180_000
+
+
+class Window:
+    """What the main window does with this page: one context, the controller, the page, and
+    the banner's messages collected."""
+
+    def __init__(self, qtbot) -> None:
+        self.host = ModelHost(idle_unload_s=None)
+        self.ctx = AppContext(settings=Settings(), history=History(), host=self.host)
+        self.ctx.set_catalog(Catalog())
+        self.banner: list[tuple[str, str]] = []
+        self.actions: dict[str, object] = {}
+        self.ctx.notify.connect(lambda text, kind: self.banner.append((kind, text)))
+        self.ctx.ask.connect(self._ask)
+        self.controller = ConvertController(self.ctx)
+        self.page = ConvertPage(self.ctx, self.controller)
+        qtbot.addWidget(self.page)
+        self.page.resize(840, 660)  # a 1024x700 window less its sidebar
+        self.page.show()
+
+    def _ask(self, text: str, kind: str, action: str, callback: object) -> None:
+        self.banner.append((kind, text))
+        self.actions[action] = callback
+
+    def close(self) -> None:
+        self.ctx.closing = True
+        self.controller.shutdown()
+        self.host.close()
+
+
+@pytest.fixture
+def window(qtbot, fresh_home):
+    w = Window(qtbot)
+    yield w
+    w.close()
+
+
+def library_files(home: Path) -> list[str]:
+    folder = home / "models"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def convert_from_page(qtbot, w: Window, to: str):
+    page = w.page
+    assert page.select_target(to)
+    assert page.can_start(), page.status.text()
+    with qtbot.waitSignal(w.controller.converted, timeout=WAIT_MS) as done:
+        qtbot.mouseClick(page.convert_button, Qt.MouseButton.LeftButton)
+        assert w.controller.busy and page.cancel_button.isVisible()
+    qtbot.waitUntil(lambda: not w.controller.busy)
+    return done.args[0]
+
+
+def test_convert_to_q4_k_m_and_mlx_4bit_from_the_page(qtbot, window, hf_checkpoint, fresh_home):
+    w, page = window, window.page
+    (source,) = import_model(hf_checkpoint, mode="link", catalog=w.ctx.catalog)
+    page.reload_sources()
+    labels = [page.source_box.itemText(i) for i in range(page.source_box.count())]
+    assert any(source.name in t and "safetensors" in t for t in labels), labels
+    assert labels[-1] == "Choose a folder…"
+    assert page.selected_target() == "gguf-q4_k_m"  # the recommendation on Linux
+    assert page.target_box.currentText() == "★ GGUF Q4_K_M (recommended)"
+    assert "Recommended for llama.cpp" in page.recommendation.text()
+
+    page.select_source(source.id)
+    assert page.source_box.currentData() == source.id
+    assert "LlamaForCausalLM" in page.source_note.text()
+    assert page.estimate.text().startswith("Expected size: about") and "Fits in memory" in (
+        page.estimate.text()
+    )
+    expected = page.estimate_bytes
+    seen: list[float] = []
+    w.controller.progressed.connect(lambda: seen.append(w.controller.fraction))
+
+    result = convert_from_page(qtbot, w, "gguf-q4_k_m")
+    record, report = result.record, result.report
+    assert seen == sorted(seen) and max(seen) == 1.0 and len(seen) > 3
+    assert abs(record.size_bytes - expected) < 0.1 * expected, (record.size_bytes, expected)
+    assert 0.005 < report.kl < 0.1 and 0.75 < report.top1 < 0.99, report
+    assert page.result.isVisible() and "is in your library" in page.result_title.text()
+    assert page.verdict.text() == report.describe()
+    assert "Mean KL divergence" in page.numbers.text() and "same top token" in page.numbers.text()
+    assert w.controller.stage == "Done" and not page.cancel_button.isVisible()
+
+    stored = Catalog(fresh_home / "fireside.db").get(record.id)
+    assert stored.source == "converted" and stored.quantization == "Q4_K_M" and stored.owned
+    quality = stored.provenance["quality"]
+    assert quality["kind"] == "gguf-q4_k_m" and quality["summary"] == report.describe()
+    assert quality["verdict"] == report.verdict and quality["tokens"] == report.tokens
+    assert stored.provenance["source_id"] == source.id
+    assert stored.provenance["origin"] == str(hf_checkpoint.resolve())
+    assert library_files(fresh_home) == [Path(stored.path).name]
+    assert any("is in your library" in text for _, text in w.banner)
+    with qtbot.waitSignal(w.ctx.use_model, timeout=1000) as chat:
+        qtbot.mouseClick(page.chat_button, Qt.MouseButton.LeftButton)
+    assert chat.args == [record.id]
+
+    result = convert_from_page(qtbot, w, "mlx-4bit")
+    mlx = Catalog(fresh_home / "fireside.db").get(result.record.id)
+    assert mlx.format == "mlx" and mlx.provenance["quality"]["kind"] == "mlx-4bit"
+    assert mlx.provenance["quality"]["kl"] == pytest.approx(result.report.kl, abs=1e-6)
+    assert result.report.kl > report.kl  # 4-bit embeddings and g64 groups lose more
+    assert page.verdict.text() == result.report.describe()
+    assert len(library_files(fresh_home)) == 2
+
+
+@pytest.mark.parametrize("when", ["converting", "checking"])
+def test_cancel_half_way_leaves_nothing(qtbot, window, hf_checkpoint, fresh_home, when) -> None:
+    w, page = window, window.page
+    page.select_source(str(hf_checkpoint))
+    assert page.select_target("gguf-q8_0")
+    ctl = w.controller
+
+    def halfway() -> None:
+        if (
+            when == "converting"
+            and 0.2 < ctl.fraction < 0.6
+            or when == "checking"
+            and ctl.stage == "Checking the quality…"
+        ):
+            ctl.cancel()
+
+    ctl.progressed.connect(halfway)
+    with qtbot.waitSignal(ctl.cancelled, timeout=WAIT_MS):
+        assert page.start()
+    qtbot.waitUntil(lambda: not ctl.busy)
+    assert page.status.text() == "Cancelled; nothing was kept."
+    assert library_files(fresh_home) == []
+    assert not [r for r in w.ctx.catalog.list() if r.source == "converted"]
+    assert not page.result.isVisible() and page.can_start()
+
+
+def test_an_unsupported_folder_is_refused_before_any_work(
+    qtbot, window, hf_checkpoint, tmp_path, fresh_home
+) -> None:
+    w, page = window, window.page
+    gpt2 = tmp_path / "gpt2-like"
+    gpt2.mkdir()
+    config = json.loads((hf_checkpoint / "config.json").read_text())
+    (gpt2 / "config.json").write_text(json.dumps({**config, "architectures": ["GPT2LMHeadModel"]}))
+    (gpt2 / "model.safetensors").symlink_to(hf_checkpoint / "model.safetensors")
+    (gpt2 / "tokenizer.json").symlink_to(hf_checkpoint / "tokenizer.json")
+    assert page.drop_path(str(gpt2)), "a checkpoint folder is taken as the source"
+    assert not page.can_start()
+    assert "GPT2LMHeadModel" in page.status.text() and "LlamaForCausalLM" in page.status.text()
+    assert page.status.text().startswith("This model cannot be converted:")
+    assert not w.controller.start(gpt2, "gguf-q4_k_m") and not w.controller.busy
+    assert any("GPT2LMHeadModel" in text for kind, text in w.banner if kind == "error")
+
+    bare = tmp_path / "no-tokenizer"
+    bare.mkdir()
+    (bare / "config.json").write_text(json.dumps(config))
+    (bare / "model.safetensors").symlink_to(hf_checkpoint / "model.safetensors")
+    page.select_source(str(bare))
+    assert not page.can_start() and "no tokenizer" in page.status.text()
+    assert page.select_target("mlx-4bit") and "no tokenizer" in page.status.text()
+
+    assert not page.drop_path(str(tmp_path / "nothing-here"))
+    assert not page.drop_path(str(hf_checkpoint / "model.safetensors"))
+    page.select_source(str(hf_checkpoint))
+    assert page.can_start() and not page.status.text()
+    assert library_files(fresh_home) == []
+
+
+def test_choosing_a_source_imports_no_torch(hf_checkpoint) -> None:
+    script = (
+        "import sys\n"
+        "from app.gui.convert import check, expected_size, fit\n"
+        f"folder = {str(hf_checkpoint)!r}\n"
+        "for to in ('gguf-q4_k_m', 'gguf-q8_0', 'mlx-4bit'):\n"
+        "    assert check(folder, to) is None, check(folder, to)\n"
+        "    assert expected_size(folder, to) > 50_000_000\n"
+        "    assert fit(expected_size(folder, to), to) == 'fits'\n"
+        "heavy = [m for m in ('torch', 'transformers', 'mlx', 'mlx_lm') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]

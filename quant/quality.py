@@ -319,11 +319,8 @@ class _GGUFResult(_Result):
         return {n: g for n, g in mapped.items() if g is not None}
 
     def shapes(self, names: Any) -> dict[str, tuple[int, ...] | None]:
-        out: dict[str, tuple[int, ...] | None] = {}
-        for name, gname in self._gguf(list(names)).items():
-            t = self.tensors.get(gname)
-            out[name] = tuple(reversed(t.shape)) if t is not None else None
-        return out
+        found = {n: self.tensors.get(g) for n, g in self._gguf(list(names)).items()}
+        return {n: tuple(reversed(t.shape)) if t else None for n, t in found.items()}
 
     def weights(self, names: list[str]) -> Iterator[tuple[str, np.ndarray]]:
         import gguf
@@ -455,8 +452,7 @@ def measure(
     weights = _open_result(source, result, kind)
     if ckpt.tensors:  # safetensors: the shapes are known from the header, before any work
         weights.check({n: t.shape for n, t in ckpt.tensors.items() if not n.endswith(SKIPPED)})
-    _need_torch()
-    import torch
+    torch = _need_torch()
 
     def tick(done: int) -> None:
         if progress:

@@ -9,10 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QPlainTextEdit,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -27,6 +25,7 @@ from runtime import GenerationParams
 from .answer import Answer
 from .banner import Banner
 from .chatview import ChatView, MessageWidget
+from .composer import Composer
 from .context import AppContext
 from .conversations import ConversationList
 from .dialogs import ConversationSettingsDialog
@@ -34,31 +33,6 @@ from .markdown import MarkdownRenderer
 from .meter import ContextMeter
 from .model_bar import ModelBar
 from .session import ModelSession
-
-
-class Composer(QPlainTextEdit):
-    """The message box: Enter sends, Shift+Enter is a new line."""
-
-    submitted = Signal()
-    escape = Signal()
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("composer")
-        self.setAcceptDrops(False)
-        self.setTabChangesFocus(True)
-        self.setFixedHeight(76)
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt API)
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
-            event.modifiers() & Qt.KeyboardModifier.ShiftModifier
-        ):
-            self.submitted.emit()
-            return
-        if event.key() == Qt.Key.Key_Escape:
-            self.escape.emit()
-            return
-        super().keyPressEvent(event)
 
 
 class ChatPage(QWidget):

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 FORMATS = ("gguf", "gguf-split", "mlx", "hf-safetensors", "hf-pytorch", "remote")
+HF_FORMATS = ("hf-safetensors", "hf-pytorch")  # Hugging Face / PyTorch: what converts
 SOURCES = ("bundled", "imported", "downloaded", "converted", "discovered", "remote")
 
 

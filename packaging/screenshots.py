@@ -28,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "tests"))  # the fake Hub and the test checkpoint
 
 QUESTION = "Write a short Python function that checks whether a number is prime, and explain it."
 
@@ -49,7 +50,6 @@ BIG = "smollm2-135m-instruct-q8_0.gguf"
 
 def start_fake_hub(home: Path):
     """The tests' fake Hub, serving the bundled model's real bytes under two names."""
-    sys.path.insert(0, str(ROOT / "tests"))
     from fake_hub import FakeHub
 
     from models.bundled import bundled_model_path
@@ -218,6 +218,27 @@ def shoot(out: Path, home: Path) -> int:
     if not served[0]:
         raise SystemExit(f"the server did not start: {window.banner.text()}")
     snap("12-serving")
+
+    # Convert: the tests' Hugging Face checkpoint (built once into .fireside-test-cache/)
+    from hf_checkpoint import build_hf_checkpoint
+
+    checkpoint = build_hf_checkpoint(ROOT / ".fireside-test-cache")
+    convert = window.convert_page
+    results = []
+    window.converter.converted.connect(results.append)
+    window.show_page("convert")
+    convert.select_source(str(checkpoint))
+    convert.select_target("gguf-q4_k_m")
+    snap("13-convert-options")
+    convert.start()
+    wait(lambda: window.converter.fraction > 0.3, timeout=300)
+    snap("14-converting")
+    wait(lambda: bool(results), timeout=600)
+    snap("15-quality-report")
+    converted = results[0].record
+    window.show_page("models")
+    window.models_page.select(converted.id)
+    snap("16-my-models-provenance")
 
     # every page again: small, then dark
     for tag, size, dark in (

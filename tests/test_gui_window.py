@@ -424,3 +424,36 @@ def test_leaving_a_chat_mid_answer_keeps_that_answer_there(qtbot, make_window):
     assert messages[1].finish_reason == "cancelled" and messages[1].content.strip()
     window.chat_page.open_conversation(first)
     assert window.chat_page.chat.messages[-1].text() == messages[1].content
+
+
+def test_a_dropped_checkpoint_goes_on_to_the_convert_page(qtbot, make_window, hf_checkpoint):
+    from models.records import HF_FORMATS
+
+    window = make_window()
+    window.show_page("convert")  # dropped here, a checkpoint is the source at once
+    with qtbot.waitSignal(window.convert_page.source_changed, timeout=30_000) as chosen:
+        drop(window, hf_checkpoint)
+    assert Path(chosen.args[0]) == hf_checkpoint and window.jobs.import_dialog is None
+    assert window.convert_page.can_start()
+
+    window.show_page("chat")  # elsewhere, the drop offers to add it, then convert it
+    drop(window, hf_checkpoint)
+    dialog = window.jobs.import_dialog
+    qtbot.waitExposed(dialog)
+    assert dialog.convert_box.isVisibleTo(dialog)
+    dialog.convert_box.setChecked(True)
+    with qtbot.waitSignal(window.jobs.import_done, timeout=60_000):
+        qtbot.mouseClick(dialog.link_button, Qt.MouseButton.LeftButton)
+    record = window.ctx.catalog.find_by_path(hf_checkpoint)
+    assert record is not None and record.format in HF_FORMATS
+    assert window.current_page() == "convert"
+    assert window.convert_page.source_id == record.id and window.convert_page.can_start()
+    assert window.session.ready_id == BUNDLED_ID  # the chat's model is untouched
+
+    window.show_page("models")
+    window.models_page.select(record.id)
+    assert window.models_page.convert_button.isEnabled()
+    window.models_page.select(BUNDLED_ID)
+    assert not window.models_page.convert_button.isEnabled()  # a GGUF is converted already
+    window.jobs.remove(record.id)  # linked: the checkpoint's files stay
+    assert (hf_checkpoint / "config.json").is_file()

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.library_ops import human_size
+from models.records import HF_FORMATS
 
 from .context import AppContext
 from .convert import (
@@ -45,7 +46,6 @@ from .convert import (
 )
 from .downloads_page import duration
 
-HF_FORMATS = ("hf-safetensors", "hf-pytorch")
 CHOOSE_FOLDER = "__choose__"
 INTRO = (
     "Turn a Hugging Face or PyTorch model into a compact GGUF or MLX model that runs fast on "

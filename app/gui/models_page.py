@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from app.library_ops import describe_record, human_params, human_size, reveal_folder
 from models import ModelRecord
 from models.errors import FiresideError
+from models.records import HF_FORMATS
 
 from .context import AppContext
 from .library_jobs import LibraryJobs
@@ -45,7 +46,9 @@ def details_html(record: ModelRecord, fit_detail: str) -> str:
         ("Added", record.added_at.replace("T", " ")[:16]),
     ]
     for key, value in sorted(record.provenance.items()):
-        if isinstance(value, dict):
+        if key == "quality" and isinstance(value, dict):  # the conversion's quality report
+            value = value.get("summary") or "—"
+        elif isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
         rows.append((key.replace("_", " ").capitalize(), str(value)))
     cells = "".join(
@@ -66,7 +69,9 @@ class ModelsPage(QWidget):
         layout.setContentsMargins(12, 10, 12, 10)
         title = QLabel("My models")
         title.setObjectName("pageTitle")
-        layout.addWidget(title)
+        top = QHBoxLayout()
+        top.addWidget(title, 1)
+        layout.addLayout(top)
 
         split = QSplitter(Qt.Orientation.Vertical)
         self.table = QTableWidget(0, len(COLUMNS))
@@ -112,22 +117,31 @@ class ModelsPage(QWidget):
         self.rename_button = QPushButton("Rename")
         self.remove_button = QPushButton("Remove")
         self.reveal_button = QPushButton("Show in file manager")
+        self.convert_button = QPushButton("Convert…")
+        self.convert_button.setToolTip("Make a GGUF or MLX model of this Hugging Face model")
         self.scan_button = QPushButton("Scan for models")
         self.scan_button.setToolTip(
             "Look for models other apps have downloaded (Hugging Face cache, LM Studio, Ollama)"
         )
         self.import_button = QPushButton("Add a model…")
-        for b in (self.use_button, self.rename_button, self.remove_button, self.reveal_button):
+        for b in (
+            self.use_button,
+            self.rename_button,
+            self.remove_button,
+            self.reveal_button,
+            self.convert_button,
+        ):
             row.addWidget(b)
         row.addStretch(1)
-        row.addWidget(self.scan_button)
-        row.addWidget(self.import_button)
+        top.addWidget(self.scan_button)
+        top.addWidget(self.import_button)
         layout.addLayout(row)
 
         self.use_button.clicked.connect(lambda: self._with_selected(ctx.use_model.emit))
         self.rename_button.clicked.connect(self._rename)
         self.remove_button.clicked.connect(lambda: self._with_selected(jobs.confirm_remove))
         self.reveal_button.clicked.connect(self._reveal)
+        self.convert_button.clicked.connect(lambda: self._with_selected(ctx.convert.emit))
         self.scan_button.clicked.connect(jobs.scan)
         self.import_button.clicked.connect(jobs.choose_file)
         jobs.started.connect(self._task_started)
@@ -188,6 +202,7 @@ class ModelsPage(QWidget):
         record = self._record()
         for b in (self.use_button, self.rename_button, self.remove_button, self.reveal_button):
             b.setEnabled(record is not None)
+        self.convert_button.setEnabled(record is not None and record.format in HF_FORMATS)
         if record is None:
             empty = not self.table.rowCount()
             self.details.setHtml(

@@ -18,11 +18,9 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
-    QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
-    QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -37,6 +35,8 @@ from . import theme
 from .banner import Banner
 from .chat_page import ChatPage
 from .context import AppContext
+from .convert import ConvertController
+from .convert_page import ConvertPage
 from .discover_page import DiscoverPage
 from .downloads import DownloadsController
 from .downloads_page import DownloadsPage
@@ -48,6 +48,7 @@ from .offline import OfflineSwitch
 from .server_controller import ServerController, parallel_setting
 from .server_page import ServerPage
 from .session import ModelSession
+from .status_line import StatusLine
 from .worker import run_job
 
 NAV = (  # page name, label, shortcut
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         self.jobs = LibraryJobs(ctx, self.session, self)
         self.server = ServerController(ctx)
         self.downloads = DownloadsController(ctx)
+        self.converter = ConvertController(ctx)
         self.offline = OfflineSwitch(ctx, self)
         self.drops = DropHandler(ctx, self, self._dropped)
 
@@ -101,7 +103,11 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(theme.app_icon())
         self._build()
         self._build_menus()
-        self._build_status_bar()
+        self.status_line = StatusLine(
+            ctx, self.server, self.statusBar(), lambda: self.show_page("server")
+        )
+        self.server_button = self.status_line.server_button
+        self.offline_label = self.status_line.offline_label
         self._wire()
         self.session.refresh()
         self._restore_geometry()
@@ -145,12 +151,14 @@ class MainWindow(QMainWindow):
         self.models_page = ModelsPage(ctx, self.session, self.jobs)
         self.discover_page = DiscoverPage(ctx, self.downloads)
         self.downloads_page = DownloadsPage(ctx, self.downloads)
+        self.convert_page = ConvertPage(ctx, self.converter)
         self.server_page = ServerPage(ctx, self.server, self.session)
         self.pages: dict[str, QWidget] = {
             "chat": self.chat_page,
             "models": self.models_page,
             "discover": self.discover_page,
             "downloads": self.downloads_page,
+            "convert": self.convert_page,
             "server": self.server_page,
         }
         for name, label, key in NAV:
@@ -220,29 +228,15 @@ class MainWindow(QMainWindow):
         page.triggered.connect(lambda: self.show_page("server"))
         server_menu.addAction(page)
 
-    def _build_status_bar(self) -> None:
-        """Shown only while there is something to say: the API's address, offline mode."""
-        bar = self.statusBar()
-        bar.setSizeGripEnabled(False)
-        self.server_button = QPushButton()
-        self.server_button.setObjectName("serverStatus")
-        self.server_button.setFlat(True)
-        self.server_button.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.server_button.setToolTip("The address, and a snippet to paste")
-        self.server_button.clicked.connect(lambda: self.show_page("server"))
-        self.offline_label = QLabel("Offline mode")
-        self.offline_label.setObjectName("offlineStatus")
-        self.offline_label.setToolTip("Fireside makes no network request (File ▸ Offline mode)")
-        bar.addPermanentWidget(self.server_button)
-        bar.addPermanentWidget(self.offline_label)
-        self._update_status_bar()
-
     def _wire(self) -> None:
         ctx = self.ctx
         ctx.notify.connect(lambda text, kind: self.banner.show_message(text, kind))
         ctx.ask.connect(self.banner.show_message)
         ctx.show_page.connect(self.show_page)
         ctx.use_model.connect(self._use_model)
+        ctx.convert.connect(
+            lambda ref: (self.show_page("convert"), self.convert_page.select_source(ref))
+        )
         ctx.library_changed.connect(self._library_changed)
         session = self.session
         session.load_failed.connect(self._load_failed)
@@ -254,7 +248,6 @@ class MainWindow(QMainWindow):
             )
         )
         self.server.changed.connect(lambda url: url and self.show_page("server"))
-        ctx.offline_changed.connect(lambda _on: self._update_status_bar())
         self.downloads.active_count_changed.connect(self._downloads_badge)
 
     # -- pages ---------------------------------------------------------------------------
@@ -376,25 +369,10 @@ class MainWindow(QMainWindow):
         """The engine child processes the host runs now (tests and screenshots kill them)."""
         return [s.pid for s in self.ctx.host.status() if s.pid]
 
-    # -- the local API and offline mode -------------------------------------------------
+    # -- the local API ---------------------------------------------------------------------
     def _sync_server_action(self) -> None:
         self.server_action.setEnabled(not self.server.busy)
         self.server_action.setChecked(self.server.server is not None or self.server.starting)
-        self._update_status_bar()
-
-    def _update_status_bar(self) -> None:
-        server = self.server
-        if server.server is not None:
-            self.server_button.setText(f"● Serving the API at {server.base_url}")
-        elif server.busy:
-            self.server_button.setText(
-                "Starting the API…" if server.starting else "Stopping the API…"
-            )
-        serving = server.server is not None or server.busy
-        offline = self.ctx.offline
-        self.server_button.setVisible(serving)
-        self.offline_label.setVisible(offline)
-        self.statusBar().setVisible(serving or offline)
 
     def _dropped(self, path: str) -> None:
         take = getattr(self.stack.currentWidget(), "drop_path", None)

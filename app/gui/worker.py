@@ -66,14 +66,24 @@ class Worker(QObject):
             result = self._fn(self.job)
             if isinstance(result, Iterator):
                 for item in result:
-                    self.yielded.emit(item)
+                    if not self._emit(self.yielded, item):
+                        return
                 result = None
-            self.done.emit(result)
+            self._emit(self.done, result)
         except BaseException as exc:  # reported to the GUI, never lost in a thread
-            self.failed.emit(exc)
+            self._emit(self.failed, exc)
         finally:
             self.running = False
-            self.finished.emit()
+            self._emit(self.finished)
+
+    @staticmethod
+    def _emit(signal: Any, *args: Any) -> bool:
+        """False once the window is gone (Qt deleted this object as the app quit)."""
+        try:
+            signal.emit(*args)
+        except RuntimeError:
+            return False
+        return True
 
     def _forget(self) -> None:
         _live.discard(self)

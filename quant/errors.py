@@ -11,3 +11,7 @@ class ConversionError(FiresideError):
 
 class NotEnoughSpace(ConversionError):
     """The disk lacks room for the output; nothing was written."""
+
+
+class QualityError(ConversionError):
+    """The quality of a conversion could not be measured; the message says why."""

@@ -21,10 +21,10 @@ from quant.quality import (
     QualityReport,
     compare,
     measure,
-    mlx_dequantize,
     reference_for,
     verdict_for,
 )
+from quant.readback import mlx_dequantize
 
 pytestmark = pytest.mark.slow
 

@@ -43,19 +43,27 @@ class FakeRepo:
     gated: bool = False
     extra_listing: list[str] = field(default_factory=list)  # names listed but not served
     listed_sizes: dict[str, int] = field(default_factory=dict)  # listed, never served (huge)
+    # (data, git blob id, sha256) per path: hashed once, as the Hub stores them, not per
+    # request (hashing a 100 MB file holds this process's GIL, which the GUI tests share)
+    _digests: dict[str, tuple[bytes, str, str]] = field(default_factory=dict, repr=False)
+
+    def digests(self, path: str) -> tuple[str, str]:
+        data = self.files.get(path, b"")
+        known = self._digests.get(path)
+        if known is None or known[0] is not data:
+            known = (data, git_blob_id(data), hashlib.sha256(data).hexdigest())
+            self._digests[path] = known
+        return known[1], known[2]
 
     def is_lfs(self, path: str) -> bool:
         return path.endswith(LFS_SUFFIXES) or len(self.files[path]) > 4096
 
     def sibling(self, path: str) -> dict[str, Any]:
         data = self.files.get(path, b"")
-        entry: dict[str, Any] = {"rfilename": path, "size": len(data), "blobId": git_blob_id(data)}
+        blob_id, sha256 = self.digests(path)
+        entry: dict[str, Any] = {"rfilename": path, "size": len(data), "blobId": blob_id}
         if path in self.files and self.is_lfs(path):
-            entry["lfs"] = {
-                "size": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "pointerSize": 134,
-            }
+            entry["lfs"] = {"size": len(data), "sha256": sha256, "pointerSize": 134}
         return entry
 
     def info(self, with_files: bool) -> dict[str, Any]:
@@ -298,13 +306,13 @@ class _Handler(BaseHTTPRequestHandler):
             "Accept-Ranges": "bytes",
             "Content-Type": "application/octet-stream",
         }
+        blob_id, sha = repo.digests(name)
         if repo.is_lfs(name):
-            sha = hashlib.sha256(data).hexdigest()
             headers.update(
                 {"ETag": f'"{sha}"', "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(total)}
             )
         else:
-            headers["ETag"] = f'"{git_blob_id(data)}"'
+            headers["ETag"] = f'"{blob_id}"'
         if self.command == "HEAD":
             return self._head(headers, total)
         if name in self.fake.flip_byte:

@@ -27,7 +27,9 @@ LFS_SUFFIXES = (".gguf", ".safetensors", ".bin")
 
 
 def git_blob_id(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    digest = hashlib.sha1(b"blob %d\0" % len(data))
+    digest.update(data)  # no copy of the data (a copy holds the GIL)
+    return digest.hexdigest()
 
 
 @dataclass
@@ -119,9 +121,12 @@ class FakeHub:
     def add_repo(self, repo_id: str, files: dict[str, bytes], **kw: Any) -> FakeRepo:
         digest = hashlib.sha1(repo_id.encode())
         for name in sorted(files):
-            digest.update(name.encode() + b"\0" + files[name])
+            digest.update(name.encode() + b"\0")
+            digest.update(files[name])
         commit = digest.hexdigest()
         repo = FakeRepo(repo_id, dict(files), commit, **kw)
+        for name in files:
+            repo.digests(name)  # hashed now, before a test measures anything
         self.repos[repo_id] = repo
         return repo
 

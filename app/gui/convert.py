@@ -219,7 +219,7 @@ class ConvertController(QObject):
         share = CONVERT_SHARE if report else 1.0
 
         def job(j: Job) -> Any:
-            from app.commands.convert import convert_into_library
+            from app.convert_process import convert_in_child
 
             def converting(done: int, total: int) -> None:
                 j.progress(int(1000 * share * done / total) if total else 0, 1000)
@@ -228,8 +228,9 @@ class ConvertController(QObject):
                 part = (1 - share) * done / total if total else 0.0
                 j.progress(int(1000 * (share + part)), 1000)
 
-            return convert_into_library(
-                request.folder, request.to, catalog=catalog, name=request.name,
+            # in a child: torch and transformers never load into the window's process
+            return convert_in_child(
+                request.folder, request.to, db_path=catalog.db_path, name=request.name,
                 source_id=request.source_id, report=request.report, progress=converting,
                 report_progress=measuring, cancel=j.cancel,
             )  # fmt: skip

@@ -47,6 +47,23 @@ def _child(conn: Any, stop: Any, db_path: str, job: dict[str, Any]) -> None:
         conn.close()
 
 
+def _remove_partials(folder: Path, to: str, name: str | None) -> None:
+    """After a crash, what the child was writing (never under a final name) is deleted."""
+    import shutil
+
+    from app.commands.convert import output_label
+    from models.atomic import PARTIAL_SUFFIX
+    from models.paths import models_dir
+    from models.records import slugify
+
+    base = f".{slugify(name or Path(folder).name)}-{slugify(output_label(to)[0])}"
+    for partial in models_dir().glob(f"{base}*{PARTIAL_SUFFIX}"):
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)
+
+
 def convert_in_child(
     folder: Path,
     to: str,
@@ -100,6 +117,7 @@ def convert_in_child(
             child.kill()
             child.join(5)
     if outcome is None:
+        _remove_partials(folder, to, name)
         raise ConversionError(
             f"the conversion stopped unexpectedly (its process ended with code "
             f"{child.exitcode}); nothing was added to your library"

@@ -159,6 +159,31 @@ def test_cancel_half_way_leaves_nothing(qtbot, window, hf_checkpoint, fresh_home
     assert not page.result.isVisible() and page.can_start()
 
 
+def test_a_crashed_conversion_says_so_and_keeps_nothing(qtbot, window, hf_checkpoint, fresh_home):
+    """The conversion runs in a child process; killed half way (a native crash, the OOM
+    killer), it is reported in plain words and nothing reaches the library."""
+    import multiprocessing
+    import os
+    import signal
+
+    w, page = window, window.page
+    page.select_source(str(hf_checkpoint))
+    assert page.select_target("gguf-q8_0")
+    ctl = w.controller
+    with qtbot.waitSignal(ctl.failed, timeout=WAIT_MS) as failed:
+        assert page.start()
+        qtbot.waitUntil(lambda: ctl.fraction > 0.2, timeout=WAIT_MS)
+        (child,) = [p for p in multiprocessing.active_children() if p.name == "fireside-convert"]
+        os.kill(child.pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: not ctl.busy)
+    assert "stopped unexpectedly" in failed.args[0] and "nothing was added" in failed.args[0]
+    assert "Error" not in failed.args[0] and "Traceback" not in failed.args[0]
+    assert any("stopped unexpectedly" in text for kind, text in w.banner if kind == "error")
+    assert not [r for r in w.ctx.catalog.list() if r.source == "converted"]
+    assert library_files(fresh_home) == []  # not even the partial file
+    assert page.can_start()  # and it can be tried again
+
+
 def test_an_unsupported_folder_is_refused_before_any_work(
     qtbot, window, hf_checkpoint, tmp_path, fresh_home
 ) -> None:

@@ -201,13 +201,9 @@ class GGUFInfo:
 def file_type_label(value: Any) -> str | None:
     if not isinstance(value, int) or isinstance(value, bool):
         return None
-    from gguf import LlamaFileType
+    from .ggml_types import file_type_name
 
-    try:
-        label = LlamaFileType(value).name
-    except ValueError:
-        return f"type {value}"
-    return label.removeprefix("MOSTLY_").removeprefix("ALL_")
+    return file_type_name(value) or f"type {value}"
 
 
 class _Reader:
@@ -387,15 +383,15 @@ def _array_len(value: Any) -> int | None:
 
 
 def _ggml_sizes(ggml_type: int, tensor: str, name: str) -> tuple[int, int]:
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+    from .ggml_types import tensor_type
 
-    try:
-        return GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
-    except (ValueError, KeyError):
-        raise InvalidModelFile(
-            f"{name}: tensor {tensor!r} uses data type {ggml_type}, which this version of "
-            "Fireside does not know (the file is corrupt or newer than Fireside)"
-        ) from None
+    known = tensor_type(ggml_type)
+    if known is not None:
+        return known[1], known[2]
+    raise InvalidModelFile(
+        f"{name}: tensor {tensor!r} uses data type {ggml_type}, which this version of "
+        "Fireside does not know (the file is corrupt or newer than Fireside)"
+    ) from None
 
 
 def _open(path: Path) -> tuple[BinaryIO, int]:

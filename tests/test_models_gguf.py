@@ -341,3 +341,20 @@ def test_the_fuzz_base_is_a_valid_header_of_a_truncated_file(
     path.write_bytes(real_header)
     with pytest.raises(InvalidModelFile, match="truncated: expected 98 MB"):
         read_gguf(path)
+
+
+def test_the_type_tables_match_the_gguf_package():
+    """The header reader's own tables (no numpy at load) agree with gguf's, entry by entry,
+    and every type gguf knows is known (directly, or through the fallback)."""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
+
+    from models.ggml_types import FILE_TYPES, TENSOR_TYPES, file_type_name, tensor_type
+
+    for type_id, (name, block, size) in TENSOR_TYPES.items():
+        qtype = GGMLQuantizationType(type_id)
+        assert (qtype.name, *GGML_QUANT_SIZES[qtype]) == (name, block, size)
+    for qtype in GGMLQuantizationType:
+        assert tensor_type(qtype.value) == (qtype.name, *GGML_QUANT_SIZES[qtype])
+    for value, label in FILE_TYPES.items():
+        assert LlamaFileType(value).name.removeprefix("MOSTLY_").removeprefix("ALL_") == label
+    assert file_type_name(15) == "Q4_K_M" and tensor_type(9999) is None

@@ -69,6 +69,9 @@ def timed(cmd: list[str], env: dict) -> tuple[float, str]:
 
 def test_one_shot_chat_against_a_raw_xllamacpp_script(bundled_gguf, tmp_path):
     env = dict(os.environ, FIRESIDE_HOME=str(tmp_path / "home"))
+    # As on a user's machine, Python keeps compiled bytecode (this sandbox turns it off,
+    # which would charge the side with more Python modules for compiling them every run).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     fireside = Path(sys.executable).with_name("fireside")
     ours = [str(fireside), "chat", QUESTION, "--temperature", "0", "--repeat-penalty", "1"]
     ours += ["--max-tokens", str(MAX_TOKENS), "--ctx", str(N_CTX)]

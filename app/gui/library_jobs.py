@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from models import ModelRecord
 from models.errors import Cancelled, FiresideError, describe
 
+from .banner import sentence
 from .context import AppContext
 from .dialogs import ImportChoiceDialog
 from .session import ModelSession
@@ -174,9 +175,9 @@ class LibraryJobs(QObject):
         try:
             text = remove_model(model_id, self.ctx.catalog)
         except FiresideError as exc:
-            self.message.emit(str(exc))
+            self.message.emit(sentence(str(exc)))
             self.ctx.tell(str(exc), "error")
             return
         self.session.forget(model_id)
-        self.message.emit(text[0].upper() + text[1:] + ".")
+        self.message.emit(sentence(text) + ".")
         self.ctx.library_changed.emit("")

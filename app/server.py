@@ -43,6 +43,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_IDLE_UNLOAD_S = 300.0
 MAX_BODY_BYTES = 8 * 1024 * 1024
+DRAIN_LIMIT_BYTES = 256 * 1024 * 1024  # an oversized body is read (and dropped) up to this
 DISCONNECT_POLL_S = 0.2
 ROLES = ("system", "user", "assistant")
 ROLE_ALIASES = {"developer": "system"}  # newer OpenAI clients call the system prompt this
@@ -258,17 +259,27 @@ async def read_json(request: Request) -> dict[str, Any]:
     chunks, size = [], 0
     async for part in request.stream():
         size += len(part)
-        if size > MAX_BODY_BYTES:
-            raise BadRequest(
-                f"the request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB",
-                status=413,
-            )
-        chunks.append(part)
+        if size <= MAX_BODY_BYTES:
+            chunks.append(part)
+        elif size > DRAIN_LIMIT_BYTES:
+            break  # past this the client is hostile: answer now, whatever it sees
+    # An oversized body is read to its end (and dropped) before the answer, so the client
+    # gets the 413 instead of a connection reset in the middle of sending.
+    if size > MAX_BODY_BYTES:
+        raise BadRequest(
+            f"the request body is {size / 1e6:.0f} MB or more; the limit is "
+            f"{MAX_BODY_BYTES // (1024 * 1024)} MB",
+            status=413,
+        )
     raw = b"".join(chunks)
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(
+            "the request body nests objects or lists too deeply (about 1,000 levels or more)"
+        ) from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     return body

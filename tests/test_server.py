@@ -193,6 +193,12 @@ def test_malformed_bodies(server):
     assert r.status_code == 415
     r = httpx.get(f"{server.root}/nowhere")
     assert r.status_code == 404 and "error" in r.json()
+    deep = b'{"model": "x", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    r = httpx.post(url, content=deep, headers=json_type)
+    assert r.status_code == 400 and "too deeply" in r.json()["error"]["message"]
+    huge = b'{"model": "x", "pad": "' + b"a" * (60 * 1024 * 1024) + b'"}'
+    r = httpx.post(url, content=huge, headers=json_type, timeout=60)  # no reset mid-send
+    assert r.status_code == 413 and "the limit is 8 MB" in r.json()["error"]["message"]
     # and the server still answers
     assert httpx.get(f"{server.base_url}/models").status_code == 200
 

@@ -196,7 +196,7 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
         raise InvalidModelFile(f"{name} could not be read completely")
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise InvalidModelFile(f"{name} is corrupt: its header is not valid JSON") from None
     if not isinstance(header, dict):
         raise InvalidModelFile(f"{name} is corrupt: its header is not a JSON object")
@@ -216,7 +216,7 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
         dtype = entry.get("dtype")
         shape = entry.get("shape")
         offsets = entry.get("data_offsets")
-        if dtype not in SAFETENSORS_DTYPES:
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
             raise InvalidModelFile(
                 f"{name}: tensor {key!r} has data type {dtype!r}, which Fireside does not know"
             )

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from models import (
+    FiresideError,
     InvalidModelFile,
     UnsupportedModel,
     is_hf_folder,
@@ -21,8 +24,8 @@ from models import (
 CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 8}
 
 
-def write_safetensors(path: Path, header: dict, data: bytes) -> None:
-    raw = json.dumps(header).encode()
+def write_safetensors(path: Path, header: dict | bytes, data: bytes) -> None:
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
 
 
@@ -239,3 +242,60 @@ def test_the_real_checkpoint_reads_cleanly(hf_checkpoint: Path) -> None:
     assert {t.dtype for t in ckpt.tensors.values()} == {"BF16"}
     assert ckpt.parameter_count == 134_515_008  # SmolLM2-135M, embeddings tied (no lm_head)
     assert "lm_head.weight" not in ckpt.tensors
+
+
+TENSORS = {
+    "__metadata__": {"format": "pt"},
+    "a.weight": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+    "b.weight": {"dtype": "BF16", "shape": [4], "data_offsets": [24, 32]},
+}
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    field=st.sampled_from(["dtype", "shape", "data_offsets", "entry", "extra", "bytes"]),
+    value=JSON_VALUES,
+    edits=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=4),
+    cut=st.one_of(st.none(), st.integers(0, 300)),
+)
+def test_fuzzed_safetensors_headers_raise_only_our_errors(tmp_path, field, value, edits, cut):
+    """Every header either parses or is refused with the library's own error."""
+    header = json.loads(json.dumps(TENSORS))
+    if field in ("dtype", "shape", "data_offsets"):
+        header["a.weight"][field] = value
+    elif field == "entry":
+        header["b.weight"] = value
+    elif field == "extra":
+        header[str(value)[:20]] = value
+    path = tmp_path / "fuzz.safetensors"
+    write_safetensors(path, header, bytes(32))
+    raw = bytearray(path.read_bytes())
+    if field == "bytes":
+        for pos, byte in edits:
+            if pos < len(raw):
+                raw[pos] = byte
+    path.write_bytes(bytes(raw if cut is None else raw[:cut]))
+    try:
+        read_safetensors_header(path)
+    except FiresideError:
+        pass  # the only kind of failure allowed
+
+
+def test_a_safetensors_header_nested_too_deeply_is_refused(tmp_path):
+    deep = b'{"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    path = tmp_path / "deep.safetensors"
+    write_safetensors(path, deep, b"")
+    with pytest.raises(InvalidModelFile, match="not valid JSON"):
+        read_safetensors_header(path)

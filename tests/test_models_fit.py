@@ -82,7 +82,8 @@ def test_verdicts_against_the_memory_available(tmp_path: Path) -> None:
     assert tight.verdict == "tight"
     small = estimate(record, 2048, memory=Memory("vram", plenty.typical - 1, 8 * GB, "GPU"))
     assert small.verdict == "won't fit"
-    assert "GB" in small.detail and json.dumps(small.to_dict())
+    assert "GB" in small.detail
+    assert json.loads(json.dumps(small.to_dict()))["verdict"] == "won't fit"  # JSON-safe
     longer = estimate(record, 4096, memory=plenty.memory)
     assert longer.kv_cache == 2 * plenty.kv_cache
     assert any("trained for 2048" in n for n in longer.notes)

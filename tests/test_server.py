@@ -35,7 +35,10 @@ def fireside_home(home: Path):
     try:
         yield
     finally:
-        os.environ["FIRESIDE_HOME"] = old or ""
+        if old is None:
+            os.environ.pop("FIRESIDE_HOME", None)  # never "" (the user's own data folder)
+        else:
+            os.environ["FIRESIDE_HOME"] = old
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from models.records import ModelRecord
 
 from .errors import ContextOverflow, ModelLoadError
 from .params import GenerationParams
-from .template import render_chat, render_plain, validate_messages
+from .template import render_chat, render_plain, usable_template, validate_messages
 from .types import CancelToken, Chunk, Message, ModelInfo, Progress, Timings
 
 BASE_MODEL_NOTICE = (
@@ -97,6 +97,7 @@ class Backend(ABC):
         template = tv.get("chat_template")
         bos = tv.get("bos_token") or ""
         if template:
+            template = usable_template(template)[0]  # a broken one: the generic template
             text = render_chat(
                 template, messages, bos_token=bos, eos_token=tv.get("eos_token") or ""
             )
@@ -148,8 +149,11 @@ class Backend(ABC):
         cancel = cancel if cancel is not None else CancelToken()
         tokens, budget, dropped = self.prompt_tokens(messages, params)
         notices = []
-        if not self.template_vars.get("chat_template"):
+        template = self.template_vars.get("chat_template")
+        if not template:
             notices.append(BASE_MODEL_NOTICE)
+        elif usable_template(template)[1]:
+            notices.append(usable_template(template)[1])
         if dropped:
             notices.append(
                 f"the {dropped} oldest message(s) did not fit the context and were left out"

@@ -59,6 +59,28 @@ def _compile(source: str) -> Any:
         raise TemplateError(f"the model's chat template is broken: {exc}") from None
 
 
+# For a model whose own template cannot be compiled: ChatML, the most common chat format.
+GENERIC_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@functools.lru_cache(maxsize=8)
+def usable_template(source: str) -> tuple[str, str | None]:
+    """The template to chat with, and a notice when the model's own is broken: such a model
+    is not unusable, it chats through :data:`GENERIC_TEMPLATE` and the user is told so."""
+    try:
+        _compile(source)
+    except TemplateError as exc:
+        why = str(exc).removeprefix("the model's chat template is broken: ")
+        return GENERIC_TEMPLATE, (
+            f"the model's chat template is broken ({why}); Fireside chats with it using a "
+            f"generic template (ChatML), which may not be the one it was trained on"
+        )
+    return source, None
+
+
 def render_chat(
     template: str,
     messages: Sequence[Message],

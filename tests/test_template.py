@@ -47,6 +47,17 @@ def test_broken_template_is_reported():
         render_chat("{% for %}", [{"role": "user", "content": "hi"}])
 
 
+def test_a_broken_template_gives_way_to_the_generic_one_with_a_notice():
+    from runtime.template import GENERIC_TEMPLATE, usable_template
+
+    template, notice = usable_template("{% for m in messages %}{{ m.content }")
+    assert template == GENERIC_TEMPLATE and "broken" in notice and "ChatML" in notice
+    text = render_chat(template, [{"role": "user", "content": "hi"}])
+    assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    good = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    assert usable_template(good) == (good, None)
+
+
 def test_plain_rendering_for_base_models():
     assert render_plain([{"role": "user", "content": "Once upon a time"}]) == "Once upon a time"
 

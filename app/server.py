@@ -531,11 +531,15 @@ def create_app(config: ServerConfig, host: Any, catalog: Any) -> ASGIApp:
             raise
         if isinstance(first, BaseException):
             raise_for(first, op)
+        # What the engine says about this answer (a base model continuing text, turns left
+        # out of the context, a broken chat template replaced): a header, as the body's
+        # shape is the OpenAI API's.
+        notice = {"X-Fireside-Notice": _header_text(first.notice)} if first.notice else {}
         if req.stream:
             return StreamingResponse(
                 _sse(feed, first, req, op),
                 media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **notice},
             )
         try:
             chunks, item = [], first
@@ -546,7 +550,9 @@ def create_app(config: ServerConfig, host: Any, catalog: Any) -> ASGIApp:
                 if item.finish_reason is not None:
                     break
                 item = await feed.next(request)
-            return _collect(chunks, req, op)
+            response = _collect(chunks, req, op)
+            response.headers.update(notice)
+            return response
         finally:
             feed.cancel()
 
@@ -663,6 +669,12 @@ def _timings(last: Any) -> dict[str, float] | None:
         "generation_tokens_per_s": round(t.generation_tokens_per_s, 2),
         "total_s": round(t.total_s, 4),
     }
+
+
+def _header_text(text: str) -> str:
+    """One line of Latin-1, as an HTTP header value must be."""
+    line = " ".join(text.split())
+    return line.encode("latin-1", "replace").decode("latin-1")
 
 
 def _collect(chunks: list[Any], req: ParsedRequest, op: str) -> Any:

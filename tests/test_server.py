@@ -206,6 +206,27 @@ def test_malformed_bodies(server):
     assert httpx.get(f"{server.base_url}/models").status_code == 200
 
 
+def test_a_broken_chat_template_is_said_in_a_header(server, upstream_home, bundled_gguf, tmp_path):
+    """The model still answers (the generic template); the API says why in a header."""
+    from gguf_tools import copy_with_chat_template
+
+    from models import Catalog, import_model
+
+    broken = copy_with_chat_template(bundled_gguf, tmp_path / "broken.gguf", "{% if %}")
+    with fireside_home(upstream_home), contextlib.closing(Catalog()) as catalog:
+        (record,) = import_model(broken, mode="link", catalog=catalog)
+        try:
+            for stream in (False, True):
+                body = {"model": record.id, "messages": QUESTION, "stream": stream, **GREEDY}
+                r = httpx.post(f"{server.base_url}/chat/completions", json=body, timeout=120)
+                assert r.status_code == 200, r.text
+                notice = r.headers["X-Fireside-Notice"]
+                assert "chat template is broken" in notice and "generic template" in notice
+                assert r.text.strip()
+        finally:
+            catalog.unregister(record.id)
+
+
 # -- safety ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("host", "status"),

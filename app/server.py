@@ -466,7 +466,9 @@ def create_app(config: ServerConfig, host: Any, catalog: Any) -> ASGIApp:
 
     @api.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
-        return fail(500, f"the server failed: {type(exc).__name__}: {exc}")
+        from models.errors import describe
+
+        return fail(500, f"the server failed: {describe(exc)}")
 
     def lookup(model_id: str) -> Any:
         try:

@@ -180,7 +180,9 @@ def probe(backend: str) -> tuple[bool, str, tuple[str, ...]]:
             version = f"mlx {getattr(mx, '__version__', '?')}, mlx-lm {mlx_lm.__version__}"
             return True, version, (mlx_device(),)
     except Exception as exc:  # a broken install: say what it says
-        return False, f"installed but cannot start: {type(exc).__name__}: {exc}", ()
+        from models.errors import describe
+
+        return False, f"installed but cannot start: {describe(exc)}", ()
     return False, "unknown backend", ()
 
 

@@ -146,14 +146,45 @@ def _refusal(resp: httpx.Response, base_url: str) -> RemoteError:
     return RemoteError(f"the server at {base_url} answered {resp.status_code}: {_error_text(resp)}")
 
 
+def _net_words(exc: BaseException) -> str:
+    """What went wrong on the network, in words (httpx's messages, never a class name)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "it did not answer in time"
+    if isinstance(exc, httpx.ConnectError):
+        return "the connection was refused or the host is unknown"
+    from models.errors import describe
+
+    return describe(exc)
+
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def refuse_if_offline(base_url: str) -> None:
+    """Offline mode means no network request at all: a remote engine on another machine is
+    refused before any connection (one on this machine, over loopback, is not the network)."""
+    from models.hub import is_offline
+
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host in LOOPBACK or host.startswith("127.") or host.endswith(".localhost"):
+        return
+    if is_offline():
+        raise RemoteError(
+            f"offline mode is on, so Fireside makes no network request: the server at "
+            f"{base_url} is not used until it is turned off (fireside offline off, or File > "
+            f"Offline mode in the window)"
+        )
+
+
 def _get_models(
     client: httpx.Client, base_url: str, api_key: str | None
 ) -> list[dict[str, Any]] | None:
+    refuse_if_offline(base_url)
     try:
         resp = client.get(f"{base_url}/models", headers=_headers(api_key))
     except httpx.HTTPError as exc:
         raise RemoteError(
-            f"could not reach the server at {base_url} ({type(exc).__name__}: {exc}); "
+            f"could not reach the server at {base_url} ({_net_words(exc)}); "
             f"is it running, and is the address right?"
         ) from None
     if resp.status_code == 404:
@@ -304,6 +335,7 @@ class RemoteBackend(Backend):
     def _run(self, endpoint: str, body: dict[str, Any], cancel: Any) -> Iterator[Chunk]:
         if self._client is None:
             raise ModelLoadError("no model is loaded")
+        refuse_if_offline(self.base_url)  # it may have been turned on since the load
         cancel = cancel if cancel is not None else CancelToken()
         events: queue.Queue = queue.Queue()
         stop = threading.Event()
@@ -339,9 +371,7 @@ class RemoteBackend(Backend):
                     events.put(
                         (
                             "fail",
-                            RemoteError(
-                                f"lost the connection to {base} ({type(exc).__name__}: {exc})"
-                            ),
+                            RemoteError(f"lost the connection to {base} ({_net_words(exc)})"),
                         )
                     )
             except Exception as exc:  # never let the reader die silently

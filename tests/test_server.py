@@ -462,3 +462,22 @@ def test_remote_engine_key_errors_and_cancel(front_home, server, expected, monke
     )
     assert r.json()["choices"][0]["message"]["content"] == expected.choices[0].message.content
     assert time.perf_counter() - t < 2.0
+
+
+def test_offline_mode_refuses_remote_engines_on_other_machines(monkeypatch):
+    """Offline means no network request: a remote engine on another machine is refused in
+    words before any connection; one on this machine (loopback) is not the network."""
+    from runtime import RemoteError
+    from runtime.remote import RemoteBackend, list_remote_models, remote_record
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    far = remote_record("cluster", "http://192.0.2.10:8000/v1", "llama-70b")  # unroutable
+    with pytest.raises(RemoteError, match="offline mode is on") as refused:
+        RemoteBackend(far).load()
+    assert "fireside offline off" in str(refused.value) and "Error" not in str(refused.value)
+    with pytest.raises(RemoteError, match="offline mode is on"):
+        list_remote_models("http://gpu-box.example:8000/v1")
+    with pytest.raises(RemoteError) as near:  # loopback: tried (nothing listens on port 9)
+        list_remote_models("http://127.0.0.1:9/v1")
+    assert "offline" not in str(near.value) and "could not reach" in str(near.value)
+    assert "ConnectError" not in str(near.value)

@@ -113,7 +113,9 @@ def accelerators() -> dict[str, Any]:
             mps = getattr(torch.backends, "mps", None)
             found["mps"] = bool(mps is not None and mps.is_available())
         except Exception as exc:  # a broken torch: say so rather than fail
-            found["cuda"] = f"unknown (torch failed: {type(exc).__name__})"
+            from models.errors import describe
+
+            found["cuda"] = f"unknown (torch failed to start: {describe(exc)})"
     if importlib.util.find_spec("mlx") is not None:
         try:
             import mlx.core as mx

@@ -292,6 +292,24 @@ class History:
             message_id = int(cursors[0].lastrowid)
         return self.message(message_id)
 
+    def update_message(self, message_id: int, **changes: Any) -> None:
+        """Change a stored message (an answer's draft, as it grows and when it ends)."""
+        allowed = {
+            "content", "finish_reason", "error", "prompt_tokens", "completion_tokens",
+            "time_to_first_token_s", "tokens_per_s", "total_s",
+        }  # fmt: skip
+        unknown = set(changes) - allowed
+        if unknown:
+            raise HistoryError(f"cannot change {', '.join(sorted(unknown))} of a message")
+        if not changes:
+            return
+        assignments = ", ".join(f"{k}=:{k}" for k in changes)
+        (cur,) = self._tx(
+            [(f"UPDATE messages SET {assignments} WHERE id=:id", {**changes, "id": message_id})]
+        )
+        if cur.rowcount != 1:
+            raise HistoryError(f"message {message_id} no longer exists")
+
     def message(self, message_id: int) -> StoredMessage:
         with self._lock:
             row = self._conn.execute("SELECT * FROM messages WHERE id=?", (message_id,)).fetchone()

@@ -92,3 +92,22 @@ def test_title_from_first_line():
     assert title_from("") == DEFAULT_TITLE
     long = title_from("x" * 200)
     assert len(long) == 60 and long.endswith("…")
+
+
+def test_an_answers_draft_grows_and_ends_in_place(history, fresh_home):
+    conv = history.create()
+    history.add_message(conv.id, "user", "Tell me a story.")
+    draft = history.add_message(conv.id, "assistant", "Once", finish_reason="unfinished")
+    history.update_message(draft.id, content="Once upon a time")
+    other = History(fresh_home / "fireside.db")  # another connection sees each step committed
+    try:
+        assert other.message(draft.id).content == "Once upon a time"
+        history.update_message(draft.id, content="Once upon a time, the end.", finish_reason="stop")
+        (_, answer) = other.messages(conv.id)
+        assert (answer.content, answer.finish_reason) == ("Once upon a time, the end.", "stop")
+    finally:
+        other.close()
+    with pytest.raises(HistoryError, match="cannot change role"):
+        history.update_message(draft.id, role="user")
+    with pytest.raises(HistoryError, match="no longer exists"):
+        history.update_message(draft.id + 100, content="x")

@@ -8,11 +8,12 @@ another chat: it finishes in the background and is still saved to its own chat),
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.history import History
+from app.history import History, HistoryError
 from models import ModelRecord
 from models.errors import describe
 from runtime import GenerationParams, ModelHost
@@ -21,6 +22,8 @@ from .chatview import MessageWidget
 from .worker import Worker
 
 FLUSH_MS = 30
+DRAFT_EVERY_S = 1.0  # a killed window loses at most about this much of an answer
+UNFINISHED = "unfinished"  # a draft's finish reason until the answer ends
 
 
 class Answer(QObject):
@@ -50,6 +53,8 @@ class Answer(QObject):
         self.error: str | None = None
         self.refused = False  # the engine refused before answering (no message was started)
         self.done = False
+        self._draft_id: int | None = None  # the answer saved as it grows
+        self._saved_at = 0.0
         self.request = host.chat(record, messages, params)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -108,6 +113,29 @@ class Answer(QObject):
             self._pending.clear()
             if self.widget is not None:
                 self.widget.body.append(text)
+            self._save_draft()
+
+    def _save_draft(self) -> None:
+        """Keep what has been written so far (marked unfinished), at most once a second, so
+        a killed window or a power cut loses about a second of the answer, not all of it."""
+        text = self.text
+        now = time.monotonic()
+        if not text.strip() or (
+            self._draft_id is not None and now - self._saved_at < DRAFT_EVERY_S
+        ):
+            return
+        try:
+            if self._draft_id is None:
+                draft = self.history.add_message(
+                    self.conversation_id, "assistant", text, model_id=self.model_id,
+                    finish_reason=UNFINISHED,
+                )  # fmt: skip
+                self._draft_id = draft.id
+            else:
+                self.history.update_message(self._draft_id, content=text)
+        except (HistoryError, OSError):
+            return  # the chat was deleted, or the disk refused: the end will say so
+        self._saved_at = now
 
     def _on_failed(self, exc: BaseException) -> None:
         """The engine refused before answering (context overflow, no model, bad settings)."""
@@ -136,19 +164,21 @@ class Answer(QObject):
         if self.widget is not None:
             self.widget.body.end_stream(text)
         if text.strip():
-            self.history.add_message(
-                self.conversation_id,
-                "assistant",
-                text,
-                model_id=self.model_id,
-                finish_reason=self.reason,
-                error=self.error,
-                prompt_tokens=chunk.prompt_tokens if chunk else None,
-                completion_tokens=chunk.completion_tokens if chunk else None,
-                time_to_first_token_s=timings.time_to_first_token_s if timings else None,
-                tokens_per_s=timings.generation_tokens_per_s if timings else None,
-                total_s=timings.total_s if timings else None,
-            )
+            final = {
+                "finish_reason": self.reason,
+                "error": self.error,
+                "prompt_tokens": chunk.prompt_tokens if chunk else None,
+                "completion_tokens": chunk.completion_tokens if chunk else None,
+                "time_to_first_token_s": timings.time_to_first_token_s if timings else None,
+                "tokens_per_s": timings.generation_tokens_per_s if timings else None,
+                "total_s": timings.total_s if timings else None,
+            }
+            if self._draft_id is not None:
+                self.history.update_message(self._draft_id, content=text, **final)
+            else:
+                self.history.add_message(
+                    self.conversation_id, "assistant", text, model_id=self.model_id, **final
+                )
         if self.widget is not None and (text.strip() or self.reason == "error"):
             self.widget.set_stats(
                 ttft_s=timings.time_to_first_token_s if timings else None,

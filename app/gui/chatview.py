@@ -282,6 +282,8 @@ class MessageWidget(QFrame):
             "length": "cut at the token limit",
             "error": "failed",
             "interrupted": "interrupted",
+            # a draft kept when the app was killed mid-answer: Regenerate writes it anew
+            "unfinished": "unfinished (Fireside closed while writing it)",
         }
         if finish_reason in label:
             parts.append(label[finish_reason])

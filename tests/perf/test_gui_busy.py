@@ -20,7 +20,7 @@ import statistics
 
 import pytest
 from fake_hub import FakeHub
-from test_gui_perf import MARKDOWN_ANSWER, PacedHost, token_stream
+from test_gui_perf import MARKDOWN_ANSWER, PacedHost, stream_gaps, token_stream
 
 pytest_plugins = ("hub_fixtures",)  # env: online, a private HF cache and FIRESIDE_HOME
 pytestmark = [pytest.mark.perf, pytest.mark.gui]
@@ -28,30 +28,6 @@ pytestmark = [pytest.mark.perf, pytest.mark.gui]
 REPO = "test/smollm2-GGUF"
 VARIANTS = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0")
 TOKENS = 1500
-
-
-def stream_gaps(qtbot, window, busy) -> list[tuple[float, bool]]:
-    """One answer of TOKENS tokens; each event-loop gap (ms) with whether ``busy()`` held."""
-    from PySide6.QtCore import QElapsedTimer, QTimer
-
-    gaps: list[tuple[float, bool]] = []
-    clock = QElapsedTimer()
-    clock.start()
-    last = [clock.nsecsElapsed()]
-
-    def beat() -> None:
-        now = clock.nsecsElapsed()
-        gaps.append(((now - last[0]) / 1e6, busy()))
-        last[0] = now
-
-    heartbeat = QTimer()
-    heartbeat.setInterval(5)
-    heartbeat.timeout.connect(beat)
-    with qtbot.waitSignal(window.chat_page.answer_finished, timeout=120_000):
-        heartbeat.start()
-        assert window.chat_page.send("Write something long.")
-    heartbeat.stop()
-    return gaps[1:]
 
 
 def test_chat_streams_beside_a_download_and_a_conversion(

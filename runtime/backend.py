@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from models.records import ModelRecord
 
-from .errors import ContextOverflow, ModelLoadError
+from .errors import ContextOverflow, InvalidParameters, ModelLoadError
 from .params import GenerationParams
 from .template import render_chat, render_plain, usable_template, validate_messages
 from .types import CancelToken, Chunk, Message, ModelInfo, Progress, Timings
@@ -38,7 +38,19 @@ class BackendOptions:
     dtype: str | None = None  # torch: "float32", "bfloat16", "float16"
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name, least, what in (
+            ("n_ctx", MIN_CTX, "the context length (--ctx)"),
+            ("n_threads", 1, "the number of threads (--threads)"),
+            ("n_parallel", 1, "the number of requests at once (--parallel)"),
+            ("n_gpu_layers", 0, "the number of GPU layers"),
+        ):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value < least):
+                raise InvalidParameters(f"{what} must be at least {least}, got {value}")
 
+
+MIN_CTX = 64  # tokens: below this not even a short question and its answer fit
 DEFAULT_MAX_CTX = 8192
 
 

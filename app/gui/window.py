@@ -162,14 +162,11 @@ class MainWindow(QMainWindow):
             "server": self.server_page,
         }
         for name, label, key in NAV:
-            page = self.pages.get(name)
-            if page is None:
-                continue
             item = QListWidgetItem(label)
             item.setData(Qt.ItemDataRole.UserRole, name)
             item.setToolTip(f"{label} ({key})")
             self.nav.addItem(item)
-            self.stack.addWidget(page)
+            self.stack.addWidget(self.pages[name])
             QShortcut(QKeySequence(key), self, activated=lambda n=name: self.show_page(n))
         self.nav.currentRowChanged.connect(self._nav_changed)
         self.nav.setCurrentRow(0)
@@ -270,7 +267,7 @@ class MainWindow(QMainWindow):
         for row in range(self.nav.count()):
             item = self.nav.item(row)
             if item.data(Qt.ItemDataRole.UserRole) == "downloads":
-                label = dict((n, t) for n, t, _k in NAV)["downloads"]
+                label = next(t for n, t, _k in NAV if n == "downloads")
                 item.setText(f"{label}  ({count})" if count else label)
 
     def _use_model(self, model_id: str) -> None:

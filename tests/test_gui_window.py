@@ -457,3 +457,21 @@ def test_a_dropped_checkpoint_goes_on_to_the_convert_page(qtbot, make_window, hf
     assert not window.models_page.convert_button.isEnabled()  # a GGUF is converted already
     window.jobs.remove(record.id)  # linked: the checkpoint's files stay
     assert (hf_checkpoint / "config.json").is_file()
+
+
+def test_the_downloads_page_counts_in_the_sidebar(qtbot, make_window):
+    """Offline (the suite's default), a queued download waits; the sidebar shows how many."""
+    window = make_window(wait_ready=False)
+    qtbot.waitUntil(lambda: window.ctx.offline, timeout=5_000)
+
+    def label() -> str:
+        rows = [window.nav.item(i) for i in range(window.nav.count())]
+        return next(r.text() for r in rows if r.data(Qt.ItemDataRole.UserRole) == "downloads")
+
+    assert label() == "Downloads"
+    entry_id = window.downloads.enqueue("someone/tiny-GGUF", "Q4_K_M")
+    qtbot.waitUntil(lambda: label() == "Downloads  (1)", timeout=5_000)
+    assert "queued" in window.banner.text() and "offline mode" in window.banner.text()
+    window.downloads.cancel(entry_id)
+    qtbot.waitUntil(lambda: label() == "Downloads", timeout=5_000)
+    window.downloads.remove(entry_id)

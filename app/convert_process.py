@@ -13,11 +13,11 @@ progress on, and turns a cancel into the child's own cancel (it removes what it 
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-Progress = Callable[[int, int], None]
+from models.work import Progress
+
 POLL_S = 0.1
 
 

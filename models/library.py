@@ -13,7 +13,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,8 +31,8 @@ from .inspect import (
     read_gguf_model,
 )
 from .records import ModelRecord
+from .work import Progress
 
-Progress = Callable[[int, int], None]
 COPY_CHUNK = 8 * 1024 * 1024
 DISK_MARGIN = 256 * 1024 * 1024  # leave this much free after a copy
 IMPORT_MODES = ("link", "copy")

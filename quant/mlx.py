@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from models.errors import Cancelled, InvalidModelFile, UnsupportedModel
 from models.hf import HFCheckpoint, read_hf_folder, require_architecture
 from models.records import ModelRecord
+from models.work import Progress
 
 from .errors import ConversionError, NotEnoughSpace
 
@@ -35,7 +35,6 @@ GROUP_SIZES = (32, 64, 128)
 DEFAULT_GROUP_SIZE = 64
 SPACE_MARGIN = 32 * 1024 * 1024
 POLL_S = 0.1
-Progress = Callable[[int, int], None]
 
 # The architectures whose mlx-lm model class we have checked against transformers' config
 # (names of the config's ``architectures`` entry -> mlx-lm's model module).

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +36,10 @@ from typing import Any
 import numpy as np
 
 from models.errors import Cancelled, UnsupportedModel
+from models.work import Progress
 
 from .errors import QualityError
 from .readback import SKIPPED, open_result
-
-Progress = Callable[[int, int], None]
 
 # Our own words: plain prose, a list, a little dialogue and some numbers, so the measure sees
 # more than one register. About 300 tokens for a Llama-style tokenizer.

@@ -24,6 +24,7 @@ from models.atomic import atomic_path
 from models.errors import Cancelled, InvalidModelFile
 from models.gguf import read_gguf
 from models.hf import HFCheckpoint, read_hf_folder
+from models.work import Progress
 
 from .arch import Architecture, architecture_for
 from .errors import ConversionError, NotEnoughSpace
@@ -35,7 +36,6 @@ from .vocab import write_tokenizer
 Q = gguf.GGMLQuantizationType
 SPACE_MARGIN = 32 * 1024 * 1024
 CHUNK_BYTES = 16 * 1024 * 1024  # float32 working set per piece of a large tensor
-Progress = Callable[[int, int], None]
 Quantize = Callable[[Q, np.ndarray, str], np.ndarray]  # (type, float32 rows, name) -> blocks
 
 

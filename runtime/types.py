@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from models.work import Progress as Progress  # the runtime's modules take it from here
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 Message = Mapping[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 Messages = Sequence[Message]
-Progress = Callable[[int, int], None]  # progress(done, total)
 ROLES = ("system", "user", "assistant")
 
 

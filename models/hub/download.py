@@ -18,10 +18,12 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from models.work import Progress
 
 from .. import paths
 from ..errors import Cancelled
@@ -39,7 +41,6 @@ from .net import (
     unreachable_message,
 )
 
-Progress = Callable[[int, int], None]
 RETRY_DELAYS = (0.5, 1.0, 2.0)  # after a dropped connection that brought no new bytes
 HASH_BLOCK = 4 * 1024 * 1024
 PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks (and always the last one)

@@ -28,8 +28,8 @@ def adds_bos(tokenizer: Any) -> bool:
     try:
         with_special = tokenizer.encode("a", add_special_tokens=True)
         plain = tokenizer.encode("a", add_special_tokens=False)
-    except Exception:
-        return False
+    except Exception:  # a tokenizer that cannot encode a test string: trust its own flag
+        return bool(getattr(tokenizer, "add_bos_token", False))
     return len(with_special) > len(plain) and with_special[0] == bos_id
 
 

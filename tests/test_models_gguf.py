@@ -8,6 +8,7 @@ header and checks that nothing but our own errors ever escapes.
 from __future__ import annotations
 
 import struct
+import tempfile
 import tracemalloc
 from pathlib import Path
 
@@ -358,3 +359,46 @@ def test_the_type_tables_match_the_gguf_package():
     for value, label in FILE_TYPES.items():
         assert LlamaFileType(value).name.removeprefix("MOSTLY_").removeprefix("ALL_") == label
     assert file_type_name(15) == "Q4_K_M" and tensor_type(9999) is None
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    part=st.integers(min_value=0, max_value=2),
+    edits=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=400), st.integers(0, 255)), max_size=5
+    ),
+    cut=st.one_of(st.none(), st.integers(min_value=0, max_value=400)),
+    swap=st.booleans(),
+)
+def test_fuzzed_split_models_raise_only_our_errors(
+    tmp_path: Path, part: int, edits: list[tuple[int, int]], cut: int | None, swap: bool
+) -> None:
+    """A split model with one part damaged, cut short, or two parts swapped: it reads, or it
+    is refused with the library's own error, never anything else."""
+    with tempfile.TemporaryDirectory(dir=tmp_path) as folder:  # one per example
+        _read_damaged_split(make_split(Path(folder)), part, edits, cut, swap)
+
+
+def _read_damaged_split(
+    parts: list[Path], part: int, edits: list[tuple[int, int]], cut: int | None, swap: bool
+) -> None:
+    from models.inspect import read_gguf_model
+
+    raw = bytearray(parts[part].read_bytes())
+    for pos, byte in edits:
+        if pos < len(raw):
+            raw[pos] = byte
+    parts[part].write_bytes(bytes(raw if cut is None else raw[:cut]))
+    if swap:
+        a, b = parts[0].read_bytes(), parts[1].read_bytes()
+        parts[0].write_bytes(b)
+        parts[1].write_bytes(a)
+    try:
+        read_gguf_model(parts[0])
+    except FiresideError:
+        pass  # the only kind of failure allowed

@@ -136,20 +136,39 @@ def _hf_added_tokens(folder: Path, tokenizer: dict[str, Any] | None) -> dict[int
             if isinstance(t, dict) and isinstance(t.get("id"), int) and "content" in t:
                 added[t["id"]] = (str(t["content"]), bool(t.get("special")))
         return added
+    config = _optional_json(folder / "tokenizer_config.json")
     try:
-        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
         for i, t in (config.get("added_tokens_decoder") or {}).items():
             if isinstance(t, dict) and "content" in t:
                 added[int(i)] = (str(t["content"]), bool(t.get("special")))
-    except (OSError, ValueError, AttributeError):
-        pass
-    try:
-        extra = json.loads((folder / "added_tokens.json").read_text(encoding="utf-8"))
-        for text, i in extra.items():
+        for text, i in _optional_json(folder / "added_tokens.json").items():
             added.setdefault(int(i), (str(text), False))
-    except (OSError, ValueError, AttributeError):
-        pass
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidModelFile(
+            f"the added tokens in {folder.name}'s tokenizer files are malformed; converting "
+            "without them would give the model a wrong vocabulary"
+        ) from None
     return added
+
+
+def _optional_json(path: Path) -> dict[str, Any]:
+    """A tokenizer file that may be absent ({}); present but unreadable is an error, not {}
+    (its tokens would be silently dropped from the converted model)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise InvalidModelFile(f"{path.name} could not be read: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise InvalidModelFile(
+            f"{path.name} is not valid JSON; the download may be damaged"
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidModelFile(f"{path.name} is not a JSON object")
+    return data
 
 
 def _spm_tokens(folder: Path, tokenizer: dict[str, Any] | None, vocab_size: int):

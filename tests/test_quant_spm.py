@@ -275,3 +275,24 @@ def test_a_unigram_or_damaged_tokenizer_model_is_refused(
     with pytest.raises(InvalidModelFile, match="tokenizer.model"):
         convert(damaged, "gguf-f16", out / "damaged.gguf")
     assert list(out.iterdir()) == []
+
+
+def test_damaged_added_tokens_are_refused_not_dropped(
+    spm_model: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A SentencePiece folder without tokenizer.json takes its added tokens from
+    tokenizer_config.json: a damaged one is refused in words (dropping its tokens would give
+    the converted model a wrong vocabulary), and nothing is written."""
+    from models.errors import InvalidModelFile
+
+    folder, _ = spm_model
+    src = tmp_path / "src"
+    shutil.copytree(folder, src)
+    (src / "tokenizer.json").unlink()
+    bad_ids = {"added_tokens_decoder": {"not-an-id": {"content": "<tool>", "special": True}}}
+    (src / "tokenizer_config.json").write_text(json.dumps(bad_ids), encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(InvalidModelFile, match="added tokens .* are malformed"):
+        convert(src, "gguf-f16", out / "model.gguf")
+    assert list(out.iterdir()) == []

@@ -3,12 +3,14 @@ answer being written as a draft; no network."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +20,12 @@ pytestmark = [pytest.mark.gui, pytest.mark.slow]
 DRIVER = Path(__file__).with_name("gui_driver.py")
 
 
-def start_driver(mode: str, home: Path, extra_env: dict | None = None) -> subprocess.Popen:
+@contextlib.contextmanager
+def driver(mode: str, home: Path, extra_env: dict | None = None) -> Iterator[subprocess.Popen]:
+    """The app in a subprocess; whatever happens in the block, it is gone after it."""
     env = {**os.environ, "FIRESIDE_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
     env.update(extra_env or {})
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, str(DRIVER), mode],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -29,6 +33,18 @@ def start_driver(mode: str, home: Path, extra_env: dict | None = None) -> subpro
         env=env,
         start_new_session=True,  # its own process group: the app and its engine child
     )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            sigkill(proc)
+        proc.stdout.close()
+
+
+def sigkill(proc: subprocess.Popen) -> None:
+    """The window and its engine child, at once."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
 
 
 def read_until(proc: subprocess.Popen, prefix: str, timeout: float = 120) -> tuple[str, list[str]]:
@@ -48,19 +64,13 @@ def test_sigkill_of_the_app_mid_answer_keeps_the_history(tmp_path):
     from app.history import History
 
     home = tmp_path / "home"
-    proc = start_driver("sigkill", home)
-    try:
+    with driver("sigkill", home) as proc:
         answered, _ = read_until(proc, "ANSWERED")
         streaming, _ = read_until(proc, "STREAMING")
         conv_id = int(streaming.split()[1])
         assert conv_id == int(answered.split()[1])
         time.sleep(1.5)  # the answer's draft is saved at least once a second
-        os.killpg(proc.pid, signal.SIGKILL)  # the window and its engine, mid-answer
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.stdout.close()
+        sigkill(proc)  # mid-answer
 
     history = History(home / "fireside.db")
     try:
@@ -95,16 +105,10 @@ def test_killing_the_app_at_random_moments_never_loses_or_corrupts_anything(tmp_
     kept: dict[int, tuple[str, str | None]] = {}
     models: set[str] = set()
     for _ in range(KILL_ROUNDS):
-        proc = start_driver("sigkill", home)
-        try:
+        with driver("sigkill", home) as proc:
             read_until(proc, "READY")
             time.sleep(rng.uniform(0.0, 2.5))
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.stdout.close()
+            sigkill(proc)
         history = History(home / "fireside.db")
         catalog = Catalog(home / "fireside.db")
         try:
@@ -167,17 +171,12 @@ def test_no_network_while_starting_loading_and_chatting(tmp_path):
             [str(hook_dir), *filter(None, [os.environ.get("PYTHONPATH")])]
         ),
     }
-    proc = start_driver("chat", tmp_path / "home", env)
-    try:
+    with driver("chat", tmp_path / "home", env) as proc:
         read_until(proc, "READY")
         answered, _ = read_until(proc, "ANSWERED")
         assert answered.split()[2] in ("stop", "length")
         read_until(proc, "DONE")
         assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.stdout.close()
 
     lines = log.read_text().splitlines()
     blocked = [line for line in lines if line.startswith("BLOCKED")]

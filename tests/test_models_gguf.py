@@ -13,7 +13,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from model_files import (
     U32,
@@ -290,11 +290,7 @@ def real_header(bundled_gguf: Path) -> bytes:
 
 
 @pytest.mark.slow
-@settings(
-    max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(max_examples=120)
 @given(
     edits=st.lists(
         st.tuples(
@@ -362,11 +358,7 @@ def test_the_type_tables_match_the_gguf_package():
 
 
 @pytest.mark.slow
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(max_examples=150)
 @given(
     part=st.integers(min_value=0, max_value=2),
     edits=st.lists(

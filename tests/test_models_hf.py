@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models import (
@@ -259,11 +259,7 @@ JSON_VALUES = st.recursive(
 
 
 @pytest.mark.slow
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(max_examples=150)
 @given(
     field=st.sampled_from(["dtype", "shape", "data_offsets", "entry", "extra", "bytes"]),
     value=JSON_VALUES,

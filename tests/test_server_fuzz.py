@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.server import BadRequest, parse_request
@@ -45,7 +45,7 @@ def lookup(model_id: str) -> object:
 
 
 @pytest.mark.slow
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400)
 @given(
     op=st.sampled_from(["chat", "completion"]),
     changes=st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=4),

@@ -63,3 +63,20 @@ def hf_checkpoint(cache_dir: Path, bundled_gguf: Path) -> Path:
     from hf_checkpoint import build_hf_checkpoint
 
     return build_hf_checkpoint(cache_dir, bundled_gguf)
+
+
+@pytest.fixture(scope="session")
+def converted(hf_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``converted(to)``: the checkpoint converted to GGUF type ``to``, once per session
+    (the real-model and quality tests share them)."""
+    from quant import convert
+
+    folder = tmp_path_factory.mktemp("converted")
+    made: dict[str, Path] = {}
+
+    def get(to: str) -> Path:
+        if to not in made:
+            made[to] = convert(hf_checkpoint, to, folder / f"smollm2-{to}.gguf")
+        return made[to]
+
+    return get

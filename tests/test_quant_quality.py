@@ -35,19 +35,6 @@ def reference(hf_checkpoint: Path):
 
 
 @pytest.fixture(scope="module")
-def converted(hf_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("quality")
-    made: dict[str, Path] = {}
-
-    def get(to: str) -> Path:
-        if to not in made:
-            made[to] = convert(hf_checkpoint, to, folder / f"smollm2-{to}.gguf")
-        return made[to]
-
-    return get
-
-
-@pytest.fixture(scope="module")
 def q8_report(hf_checkpoint: Path, converted) -> QualityReport:
     return measure(hf_checkpoint, converted("gguf-q8_0"), "gguf-q8_0")
 

@@ -11,7 +11,6 @@ import pytest
 from quant_helpers import kl_and_top1, llama_logits, llama_vocab
 
 from models import read_gguf
-from quant import convert
 
 pytestmark = pytest.mark.slow
 
@@ -48,19 +47,6 @@ def reference(hf_checkpoint: Path) -> tuple[list[list[int]], list[np.ndarray]]:
     with torch.no_grad():
         logits = [model(torch.tensor([i])).logits[0].numpy() for i in ids]
     return ids, logits
-
-
-@pytest.fixture(scope="session")
-def converted(hf_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("converted")
-    cache: dict[str, Path] = {}
-
-    def get(to: str) -> Path:
-        if to not in cache:
-            cache[to] = convert(hf_checkpoint, to, folder / f"smollm2-{to}.gguf")
-        return cache[to]
-
-    return get
 
 
 def _quality(converted, reference, to: str) -> tuple[float, float]:

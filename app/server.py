@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import json
 import secrets
 import socket
@@ -36,6 +35,7 @@ from typing import Any
 from starlette.requests import Request
 
 from models.errors import FiresideError
+from runtime.remote import is_loopback_host
 
 from . import __version__
 
@@ -80,19 +80,6 @@ class BadRequest(FiresideError):
 
 
 # -- settings ----------------------------------------------------------------------------
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost``, ``*.localhost``, and loopback addresses (127.0.0.0/8, ::1)."""
-    h = host.strip().lower().rstrip(".")
-    if h.startswith("[") and h.endswith("]"):
-        h = h[1:-1]
-    if h == "localhost" or h.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
-
-
 def split_host_header(value: str) -> str:
     """The host part of a ``Host`` header (``[::1]:8080`` -> ``::1``)."""
     value = value.strip()

@@ -10,6 +10,7 @@ itself is never stored: only the name of the environment variable that holds it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import queue
@@ -157,7 +158,17 @@ def _net_words(exc: BaseException) -> str:
     return describe(exc)
 
 
-LOOPBACK = ("localhost", "127.0.0.1", "::1")
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost``, ``*.localhost``, and loopback addresses (127.0.0.0/8, ::1)."""
+    h = host.strip().lower().rstrip(".")
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    if h == "localhost" or h.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
 
 
 def refuse_if_offline(base_url: str) -> None:
@@ -165,8 +176,7 @@ def refuse_if_offline(base_url: str) -> None:
     refused before any connection (one on this machine, over loopback, is not the network)."""
     from models.hub import is_offline
 
-    host = (urlsplit(base_url).hostname or "").lower()
-    if host in LOOPBACK or host.startswith("127.") or host.endswith(".localhost"):
+    if is_loopback_host(urlsplit(base_url).hostname or ""):
         return
     if is_offline():
         raise RemoteError(

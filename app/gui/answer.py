@@ -118,11 +118,11 @@ class Answer(QObject):
     def _save_draft(self) -> None:
         """Keep what has been written so far (marked unfinished), at most once a second, so
         a killed window or a power cut loses about a second of the answer, not all of it."""
-        text = self.text
         now = time.monotonic()
-        if not text.strip() or (
-            self._draft_id is not None and now - self._saved_at < DRAFT_EVERY_S
-        ):
+        if self._draft_id is not None and now - self._saved_at < DRAFT_EVERY_S:
+            return  # before joining the parts: this runs on every flush
+        text = self.text
+        if not text.strip():
             return
         try:
             if self._draft_id is None:

@@ -9,9 +9,11 @@ mixes (``quant.kquant_rules``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from models.work import Progress
 
 from .errors import ConversionError, NotEnoughSpace
 from .types import CONVERTER_VERSION, OUTPUT_TYPES, OutputType, output_type
@@ -32,7 +34,7 @@ def convert(
     source: str | os.PathLike[str],
     to: str,
     out: str | os.PathLike[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     cancel: Any = None,
     name: str | None = None,
     imatrix: Mapping[str, Any] | None = None,

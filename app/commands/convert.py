@@ -8,10 +8,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from models.work import Progress
 
 HELP = (
     "Convert Hugging Face / PyTorch weights to a 4-, 8- or 16-bit GGUF and add it to the library."
@@ -157,8 +158,8 @@ def convert_into_library(
     group_size: int | None = None,
     source_id: str | None = None,
     report: bool = True,
-    progress: Callable[[int, int], None] | None = None,
-    report_progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
+    report_progress: Progress | None = None,
     cancel: Any = None,
 ) -> Converted:
     """Convert, measure the quality (``report``), register: the one pipeline of the CLI and the

@@ -14,6 +14,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from models.work import Progress
+
 _live: set[Worker] = set()  # keeps running workers (and their signals) alive
 
 
@@ -93,7 +95,7 @@ def run_job(
     fn: Callable[[Job], Any],
     *,
     on_yield: Callable[[Any], None] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: Progress | None = None,
     on_done: Callable[[Any], None] | None = None,
     on_error: Callable[[BaseException], None] | None = None,
     on_finished: Callable[[], None] | None = None,

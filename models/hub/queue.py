@@ -17,10 +17,11 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from models.work import Progress
 
 from .. import paths
 from ..atomic import write_bytes_atomic
@@ -225,7 +226,7 @@ class DownloadQueue:
         self,
         entry_id: str,
         *,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Progress | None = None,
         cancel: Any = None,
         catalog: Any = None,
         offline: bool | None = None,

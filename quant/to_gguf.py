@@ -36,7 +36,8 @@ from .vocab import write_tokenizer
 Q = gguf.GGMLQuantizationType
 SPACE_MARGIN = 32 * 1024 * 1024
 CHUNK_BYTES = 16 * 1024 * 1024  # float32 working set per piece of a large tensor
-Quantize = Callable[[Q, np.ndarray, str], np.ndarray]  # (type, float32 rows, name) -> blocks
+# (type, float32 rows, name, expert index in a stacked tensor) -> blocks
+Quantize = Callable[[Q, np.ndarray, str, int], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,14 @@ class PlannedTensor:
     ggml_type: Q
     n_bytes: int
     quantized: bool = False  # made by ggml's quantizer from float32 (the K-quant mixes)
+    parts: tuple[str, ...] = ()  # stacked experts: the checkpoint's tensors, expert by expert
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The checkpoint tensors written into this one, in order."""
+        if self.parts:
+            return self.parts
+        return () if self.source is None else (self.source,)
 
 
 def _nbytes(shape: tuple[int, ...], qtype: Q) -> int:
@@ -78,10 +87,20 @@ def plan_tensors(
 ) -> list[PlannedTensor]:
     """What will be written, in llama.cpp's tensor order (whole-model tensors, then by layer)."""
     entries: list[tuple[str | None, str, tuple[int, ...], str]] = []
+    experts: dict[str, dict[int, str]] = {}
     for hf_name, t in src.tensors.items():
+        part = arch.expert_part(hf_name)
+        if part is not None:
+            name = arch.gguf_name(part[0])
+            if name is not None:
+                experts.setdefault(name, {})[part[1]] = hf_name
+            continue
         name = arch.gguf_name(hf_name)
         if name is not None:
             entries.append((hf_name, name, t.shape, t.kind))
+    stacks = {name: _expert_stack(arch, src, name, parts) for name, parts in experts.items()}
+    for name, (parts, shape, kind) in stacks.items():
+        entries.append((parts[0], name, shape, kind))
     for name, array in arch.extra_tensors().items():
         entries.append((None, name, array.shape, "F32"))
     names = [e[1] for e in entries]
@@ -100,13 +119,35 @@ def plan_tensors(
         quantized = qtype is not None
         if qtype is None:
             qtype = _choose_type(kind, shape, otype)
-        plan.append(PlannedTensor(source, name, shape, qtype, _nbytes(shape, qtype), quantized))
+        parts = stacks[name][0] if name in stacks else ()
+        plan.append(
+            PlannedTensor(source, name, shape, qtype, _nbytes(shape, qtype), quantized, parts)
+        )
     return plan
 
 
-def _encode(array: np.ndarray, kind: str, p: PlannedTensor, quantize: Quantize) -> np.ndarray:
+def _expert_stack(
+    arch: Architecture, src: TensorSource, name: str, parts: dict[int, str]
+) -> tuple[tuple[str, ...], tuple[int, ...], str]:
+    """One layer's experts of one projection as one tensor: (their names in expert order,
+    the stacked shape, their kind). All experts must be there, alike in shape and type."""
+    if sorted(parts) != list(range(arch.n_experts)):
+        raise InvalidModelFile(
+            f"the checkpoint holds {len(parts)} experts for {name}, the config says "
+            f"{arch.n_experts}; the download looks incomplete"
+        )
+    names = tuple(parts[i] for i in range(arch.n_experts))
+    first = src.tensors[names[0]]
+    if any((src.tensors[n].shape, src.tensors[n].kind) != (first.shape, first.kind) for n in names):
+        raise InvalidModelFile(f"the experts of {name} differ in shape or type")
+    return names, (len(names), *first.shape), first.kind
+
+
+def _encode(
+    array: np.ndarray, kind: str, p: PlannedTensor, quantize: Quantize, expert: int = 0
+) -> np.ndarray:
     if p.quantized:
-        return quantize(p.ggml_type, as_f32(array, kind), p.name)
+        return quantize(p.ggml_type, as_f32(array, kind), p.name, expert)
     if p.ggml_type == Q.F32:
         return np.ascontiguousarray(as_f32(array, kind))
     if p.ggml_type == Q.F16:
@@ -184,24 +225,22 @@ def _write_gguf(
         for p in plan:
             check_cancel()
             fout.write(b"\0" * (-fout.tell() % w.data_alignment))
-            if p.source is None:
-                data, kind = extras[p.name], "F32"
-            else:
-                kind = src.tensors[p.source].kind
-                data = src.read(p.source)
+            pieces = [(n, src.tensors[n].kind) for n in p.sources] or [(None, "F32")]
             written = 0
-            for chunk, chunk_kind in _chunks(arch, p.name, data, kind):
-                check_cancel()
-                encoded = _encode(chunk, chunk_kind, p, quantize)
-                fout.write(encoded.data)
-                written += encoded.nbytes
-                tick(encoded.nbytes)
-                del chunk, encoded
+            for expert, (source, kind) in enumerate(pieces):
+                data = extras[p.name] if source is None else src.read(source)
+                for chunk, chunk_kind in _chunks(arch, p.name, data, kind):
+                    check_cancel()
+                    encoded = _encode(chunk, chunk_kind, p, quantize, expert)
+                    fout.write(encoded.data)
+                    written += encoded.nbytes
+                    tick(encoded.nbytes)
+                    del chunk, encoded
+                del data
+                if source is not None:
+                    src.release(source)
             if written != p.n_bytes:
                 raise ConversionError(f"internal: {p.name} encoded to an unexpected size")
-            del data
-            if p.source is not None:
-                src.release(p.source)
         w.flush()
     finally:
         w.close()
@@ -250,8 +289,13 @@ def _quantizer(otype: OutputType, imatrix: Mapping[str, np.ndarray] | None) -> Q
             raise ConversionError(f"the importance matrix for {key} holds non-finite values")
         weights[key] = array
 
-    def quantize(qtype: Q, rows: np.ndarray, name: str) -> np.ndarray:
+    def quantize(qtype: Q, rows: np.ndarray, name: str, expert: int = 0) -> np.ndarray:
         w = weights.get(name)
+        if w is not None and w.size > rows.shape[-1] and w.size % rows.shape[-1] == 0:
+            # a stacked experts tensor: llama.cpp keeps one row of weights per expert
+            per = rows.shape[-1]
+            if w.size >= (expert + 1) * per:
+                w = w[expert * per : (expert + 1) * per]
         if w is not None and w.size != rows.shape[-1]:
             if name.startswith("token_embd"):
                 w = None
@@ -265,7 +309,7 @@ def _quantizer(otype: OutputType, imatrix: Mapping[str, np.ndarray] | None) -> Q
     return quantize
 
 
-def _no_quantizer(qtype: Q, rows: np.ndarray, name: str) -> np.ndarray:
+def _no_quantizer(qtype: Q, rows: np.ndarray, name: str, expert: int = 0) -> np.ndarray:
     raise ConversionError(f"internal: {name} planned as {qtype.name} without a quantizer")
 
 

@@ -21,6 +21,11 @@ ARCHS = [
     ("Gemma2ForCausalLM", "float32"),
     ("Gemma3ForCausalLM", "bfloat16"),
     ("Phi3ForCausalLM", "float32"),
+    ("Qwen3MoeForCausalLM", "float32"),
+    ("MixtralForCausalLM", "bfloat16"),
+    ("GraniteForCausalLM", "float32"),
+    ("Olmo2ForCausalLM", "bfloat16"),
+    ("SmolLM3ForCausalLM", "float32"),
 ]
 
 

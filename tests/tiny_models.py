@@ -54,6 +54,32 @@ def tiny_config(arch: str, vocab_size: int) -> Any:
         )
     if arch == "Phi3ForCausalLM":
         return tf.Phi3Config(**common, tie_word_embeddings=False)
+    moe = dict(num_experts_per_tok=2, tie_word_embeddings=False)
+    if arch == "Qwen3MoeForCausalLM":
+        return tf.Qwen3MoeConfig(
+            **common,
+            **moe,
+            head_dim=16,
+            num_experts=4,
+            moe_intermediate_size=32,
+            norm_topk_prob=True,
+        )
+    if arch == "MixtralForCausalLM":
+        return tf.MixtralConfig(**common, **moe, num_local_experts=4, sliding_window=None)
+    if arch == "GraniteForCausalLM":
+        return tf.GraniteConfig(
+            **common,
+            embedding_multiplier=12.0,
+            residual_multiplier=0.22,
+            attention_multiplier=0.2,
+            logits_scaling=4.0,
+            tie_word_embeddings=True,
+        )
+    if arch == "Olmo2ForCausalLM":
+        return tf.Olmo2Config(**common, tie_word_embeddings=False)
+    if arch == "SmolLM3ForCausalLM":
+        # four layers, so that one of them (the fourth) has no rotary embedding
+        return tf.SmolLM3Config(**dict(common, num_hidden_layers=4), tie_word_embeddings=True)
     raise ValueError(arch)
 
 

@@ -32,7 +32,19 @@ def architecture_for(ckpt: HFCheckpoint) -> Architecture:
     return arch
 
 
-from . import gemma2, gemma3, llama, phi3, qwen2, qwen3  # noqa: E402,F401  (they register)
+from . import (  # noqa: E402,F401  (they register)
+    gemma2,
+    gemma3,
+    granite,
+    llama,
+    mixtral,
+    olmo2,
+    phi3,
+    qwen2,
+    qwen3,
+    qwen3moe,
+    smollm3,
+)
 
 __all__ = [
     "REGISTRY",

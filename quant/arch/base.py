@@ -4,6 +4,7 @@ gguf package's map, and the hooks an architecture overrides (name, transform, ex
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, ClassVar
 
 import gguf
@@ -12,6 +13,8 @@ import numpy as np
 from models.errors import UnsupportedModel
 
 SKIPPED_SUFFIXES = ("rotary_emb.inv_freq", "attn.bias", "attn.masked_bias")
+# One expert's tensor of a mixture-of-experts layer: "<layer>.experts.<e>.<projection>".
+EXPERT_PART = re.compile(r"^(?P<head>.+\.experts)\.(?P<index>\d+)\.(?P<tail>.+)$")
 
 
 class Architecture:
@@ -65,6 +68,11 @@ class Architecture:
     @property
     def tied(self) -> bool:
         return bool(self.get("tie_word_embeddings", False))
+
+    @property
+    def n_experts(self) -> int:
+        """Experts per mixture-of-experts layer (0: a dense model)."""
+        return int(self.get("num_experts", self.get("num_local_experts", 0)) or 0)
 
     def rope_parameters(self, layer_type: str = "full_attention") -> dict[str, Any]:
         """transformers 5 ``rope_parameters`` (flat or per layer type) or the older keys."""
@@ -120,7 +128,25 @@ class Architecture:
     def rope_dims(self) -> int:
         return int(self.head_dim * float(self.get("partial_rotary_factor", 1.0)))
 
+    def write_moe_hparams(self, w: gguf.GGUFWriter) -> None:
+        """Expert counts (and the expert width, where it differs from the dense one)."""
+        w.add_expert_count(self.n_experts)
+        w.add_expert_used_count(int(self.need("num_experts_per_tok")))
+        if self.config.get("moe_intermediate_size") is not None:
+            w.add_expert_feed_forward_length(int(self.config["moe_intermediate_size"]))
+
     # -- tensors ------------------------------------------------------------------------
+    def expert_part(self, hf_name: str) -> tuple[str, int] | None:
+        """For one expert's tensor: the stacked tensor's checkpoint-style name (the index
+        left out) and the expert's index; None for any other tensor. llama.cpp holds each
+        layer's experts as one 3-D tensor per projection, expert by expert."""
+        if not self.n_experts:
+            return None
+        match = EXPERT_PART.match(hf_name)
+        if match is None:
+            return None
+        return f"{match['head']}.{match['tail']}", int(match["index"])
+
     def gguf_name(self, hf_name: str) -> str | None:
         """The GGUF name of a checkpoint tensor; None to leave it out."""
         if hf_name.endswith(SKIPPED_SUFFIXES):

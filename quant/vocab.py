@@ -1,10 +1,12 @@
 """The tokenizer, written into the GGUF: byte-level BPE (tokenizer.json) with its
-pre-tokenizer, or SentencePiece (tokenizer.model); special tokens, add_bos/add_eos and the
-chat template (through the gguf package's SpecialVocab)."""
+pre-tokenizer, or SentencePiece (tokenizer.model, or the tokenizer.json transformers 5 saves
+in its place); special tokens, add_bos/add_eos and the chat template (through the gguf
+package's SpecialVocab)."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,115 @@ def _spm_tokens(folder: Path, tokenizer: dict[str, Any] | None, vocab_size: int)
     return tokens, scores, types, bool(proto.normalizer_spec.add_dummy_prefix)
 
 
+# -- SentencePiece stored only as tokenizer.json (what transformers 5 saves) ---------------
+METASPACE = "\u2581"  # ▁, SentencePiece's word-boundary mark
+_BYTE_PIECE = re.compile(r"<0x[0-9A-F]{2}>")
+
+
+def _spm_json_parts(tokenizer: dict[str, Any]) -> tuple[bool, list[str]] | None:
+    """Whether this tokenizer.json is a SentencePiece BPE model in transformers' form (byte
+    fallback, ▁ for spaces), and if so (add_space_prefix, the parts it has we cannot carry)."""
+    model = tokenizer.get("model") or {}
+    if model.get("type") != "BPE" or not model.get("byte_fallback"):
+        return None
+    pre = _pre_tokenizer_parts(tokenizer.get("pre_tokenizer"))
+    norm = tokenizer.get("normalizer")
+    norms = norm.get("normalizers", []) if isinstance(norm, dict) else []
+    norms = norms if norm and norm.get("type") == "Sequence" else ([norm] if norm else [])
+    marks = [p for p in pre if p.get("type") == "Metaspace"]
+    replaces = [n for n in norms if n.get("type") == "Replace" and n.get("content") == METASPACE]
+    if not marks and not replaces:
+        return None
+    prefix, unknown = False, []
+    for m in marks:
+        scheme = m.get("prepend_scheme") or ("always" if m.get("add_prefix_space") else "never")
+        prefix |= scheme in ("always", "first")
+        if m.get("replacement", METASPACE) != METASPACE:
+            unknown.append("a Metaspace mark other than ▁")
+    for n in norms:
+        if n.get("type") == "Prepend" and n.get("prepend") == METASPACE:
+            prefix = True
+        elif n not in replaces:
+            unknown.append(f"normalizer {n.get('type')}")
+    for p in pre:
+        # Gemma's split at " " comes after the normalizer made every space a ▁: it never cuts
+        noop = replaces and p.get("type") == "Split" and p.get("pattern") == {"String": " "}
+        if p.get("type") != "Metaspace" and not noop:
+            unknown.append(f"pre-tokenizer {p.get('type')}")
+    return prefix, unknown
+
+
+def _spm_json_tokens(folder: Path, tokenizer: dict[str, Any], vocab_size: int):
+    """Pieces, scores and types of a SentencePiece BPE model from its tokenizer.json.
+
+    SentencePiece scores a BPE model's normal pieces -0, -1, -2 ... in id order, and merges
+    the pair whose result scores highest; tokenizer.json keeps the same order as its merge
+    ranks. Where the two orders agree the scores are SentencePiece's own; otherwise they are
+    made from the merge ranks, which is what the Hugging Face tokenizer follows.
+    """
+    model = tokenizer["model"]
+    vocab: dict[str, int] = model.get("vocab") or {}
+    added = _hf_added_tokens(folder, tokenizer)
+    n = max([vocab_size, *(i + 1 for i in vocab.values()), *(i + 1 for i in added)])
+    if n > vocab_size:
+        raise InvalidModelFile(
+            f"the tokenizer has {n} tokens but the model's embedding only {vocab_size}; "
+            f"the folder's tokenizer does not belong to these weights"
+        )
+    unk = model.get("unk_token") or _token_text(
+        _optional_json(folder / "tokenizer_config.json").get("unk_token")
+    )
+    tokens = [f"[PAD{i}]" for i in range(n)]
+    scores = [-1000.0] * n
+    types = [gguf.TokenType.UNUSED] * n
+    for text, i in vocab.items():
+        tokens[i], scores[i] = text, 0.0
+        if text == unk:
+            types[i] = gguf.TokenType.UNKNOWN
+        elif _BYTE_PIECE.fullmatch(text):
+            types[i] = gguf.TokenType.BYTE
+        else:
+            types[i] = gguf.TokenType.NORMAL
+    for i, (text, special) in added.items():
+        tokens[i] = text
+        if i not in vocab.values():
+            scores[i] = -1000.0
+        if types[i] != gguf.TokenType.UNKNOWN:
+            types[i] = gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED
+    normal = [i for i in sorted(vocab.values()) if types[i] == gguf.TokenType.NORMAL]
+    ranks = _merge_ranks(model.get("merges") or [], vocab)
+    merged = sorted((r, i) for i, r in ranks.items() if types[i] == gguf.TokenType.NORMAL)
+    if [i for _, i in merged] == sorted(i for _, i in merged):
+        for k, i in enumerate(normal):
+            scores[i] = -float(k)
+    else:
+        for r, i in merged:
+            scores[i] = -float(r)
+        rest = [i for i in normal if i not in ranks]
+        for k, i in enumerate(rest):
+            scores[i] = -float(len(ranks) + k)
+    return tokens, scores, types
+
+
+def _merge_ranks(merges: list[Any], vocab: dict[str, int]) -> dict[int, int]:
+    """Each merged piece's id -> the rank of the first merge that makes it."""
+    ranks: dict[int, int] = {}
+    for rank, merge in enumerate(merges):
+        pair = merge.split(" ", 1) if isinstance(merge, str) else merge
+        if len(pair) != 2:
+            raise InvalidModelFile("tokenizer.json has a malformed merge; it looks damaged")
+        i = vocab.get(pair[0] + pair[1])
+        if i is not None:
+            ranks.setdefault(i, rank)
+    return ranks
+
+
+def _token_text(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
 def write_tokenizer(w: gguf.GGUFWriter, folder: Path, vocab_size: int) -> str:
     """Write the vocabulary and its settings; returns the kind written ("gpt2" or "llama")."""
     tokenizer_json = folder / "tokenizer.json"
@@ -232,10 +343,26 @@ def write_tokenizer(w: gguf.GGUFWriter, folder: Path, vocab_size: int) -> str:
         w.add_token_types(types)
         w.add_add_space_prefix(add_prefix)
         special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=len(tokens))
+    elif tokenizer is not None and (spm_json := _spm_json_parts(tokenizer)) is not None:
+        add_prefix, unknown = spm_json
+        if unknown:
+            raise UnsupportedModel(
+                "this model's SentencePiece-style tokenizer.json has parts llama.cpp's "
+                f"tokenizer cannot reproduce ({', '.join(unknown)})"
+            )
+        kind = "llama"
+        tokens, scores, types = _spm_json_tokens(folder, tokenizer, vocab_size)
+        w.add_tokenizer_model("llama")
+        w.add_tokenizer_pre("default")
+        w.add_token_list(tokens)
+        w.add_token_scores(scores)
+        w.add_token_types(types)
+        w.add_add_space_prefix(add_prefix)
+        special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=len(tokens))
     else:
         raise UnsupportedModel(
-            "Fireside converts byte-level BPE (tokenizer.json) and SentencePiece "
-            "(tokenizer.model) tokenizers; this folder has neither"
+            "Fireside converts byte-level BPE and SentencePiece tokenizers (tokenizer.json "
+            "or tokenizer.model); this folder's tokenizer is of another kind"
         )
     if tokenizer_json.is_file():
         flags = _hf_add_flags(

@@ -75,12 +75,11 @@ def _training_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _build(folder: Path) -> Path:
+def train_spm(work: Path, *, dummy_prefix: bool = True) -> Path:
+    """A tiny SentencePiece BPE model trained as Llama's was; returns tokenizer.model's path
+    (alone in its folder, for transformers to load)."""
     import sentencepiece as spm
-    import torch
-    import transformers as tf
 
-    work = folder.parent / "spm-work"
     work.mkdir()
     (work / "train.txt").write_text(_training_text(), encoding="utf-8")
     spm.SentencePieceTrainer.train(
@@ -92,7 +91,7 @@ def _build(folder: Path) -> Path:
         split_digits=True,
         character_coverage=1.0,
         normalization_rule_name="identity",
-        add_dummy_prefix=True,
+        add_dummy_prefix=dummy_prefix,
         remove_extra_whitespaces=False,
         allow_whitespace_only_pieces=True,
         unk_id=0,
@@ -105,11 +104,16 @@ def _build(folder: Path) -> Path:
     )
     (work / "hf").mkdir()
     (work / "tokenizer.model").rename(work / "hf" / "tokenizer.model")
-    # As Llama-2 / Mistral: BOS added, a dummy prefix after special tokens too (legacy).
-    tok = tf.LlamaTokenizer.from_pretrained(work / "hf", legacy=True, add_bos_token=True)
+    return work / "hf" / "tokenizer.model"
+
+
+def save_tiny_llama(folder: Path, tok) -> Path:
+    """A tiny random Llama with ``tok`` (chat tokens and template added) saved beside it."""
+    import torch
+    import transformers as tf
+
     tok.add_special_tokens({"additional_special_tokens": SPECIAL_ADDED})
     tok.chat_template = CHAT_TEMPLATE
-
     config = tiny_config("LlamaForCausalLM", MODEL_VOCAB)
     torch.manual_seed(5)
     model = tf.LlamaForCausalLM(config).eval()
@@ -119,9 +123,20 @@ def _build(folder: Path) -> Path:
     folder.mkdir()
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
+    return folder
+
+
+def _build(folder: Path) -> Path:
+    import transformers as tf
+
+    work = folder.parent / "spm-work"
+    spm_file = train_spm(work)
+    # As Llama-2 / Mistral: BOS added, a dummy prefix after special tokens too (legacy).
+    tok = tf.LlamaTokenizer.from_pretrained(spm_file.parent, legacy=True, add_bos_token=True)
+    save_tiny_llama(folder, tok)
     # transformers 5 writes tokenizer.json only, and leaves these settings out of
     # tokenizer_config.json; a Llama-2/Mistral folder carries both files and the settings.
-    shutil.copy(work / "hf" / "tokenizer.model", folder / "tokenizer.model")
+    shutil.copy(spm_file, folder / "tokenizer.model")
     config_path = folder / "tokenizer_config.json"
     tok_config = json.loads(config_path.read_text(encoding="utf-8"))
     tok_config.update(add_bos_token=True, add_eos_token=False, legacy=True)
@@ -143,7 +158,7 @@ def test_the_folder_looks_like_a_llama_2_one(spm_model: tuple[Path, Path]) -> No
         assert (folder / name).is_file(), name
 
 
-def _spm_reference(sp, tok, text: str) -> list[int]:
+def spm_reference(sp, tok, text: str) -> list[int]:
     """What the model was trained on: BOS, then SentencePiece on each run of text between
     special tokens (each with its dummy prefix, as Llama-2's tokenizer did)."""
     ids = [tok.bos_token_id]
@@ -172,7 +187,7 @@ def test_tokenization_matches_the_hf_tokenizer(spm_model: tuple[Path, Path]) -> 
     )
     used_bytes, compared_with_hf = False, 0
     for text, got in zip(TEXTS, tokenized, strict=True):
-        assert got == _spm_reference(sp, tok, text), text
+        assert got == spm_reference(sp, tok, text), text
         used_bytes |= bool(byte_tokens & set(got))
         # transformers 5 (Metaspace) puts no dummy prefix before a run of text that starts
         # with a space; SentencePiece and llama.cpp do. Elsewhere they must agree exactly.

@@ -22,6 +22,7 @@ ARCHS = [
     ("Gemma3ForCausalLM", "bfloat16"),
     ("Phi3ForCausalLM", "float32"),
     ("Qwen3MoeForCausalLM", "float32"),
+    ("Qwen2MoeForCausalLM", "bfloat16"),
     ("MixtralForCausalLM", "bfloat16"),
     ("GraniteForCausalLM", "float32"),
     ("Olmo2ForCausalLM", "bfloat16"),
@@ -52,3 +53,67 @@ def test_tiny_checkpoint_logits_match_transformers(
     assert kl < 1e-4, f"{arch}: mean KL {kl}"
     assert top1 == 1.0, f"{arch}: top-1 agreement {top1}"
     assert np.abs(ref - got).max() < 0.02
+
+
+def _edited(folder: Path, dst: Path, **changes: object) -> Path:
+    import json
+    import shutil
+
+    shutil.copytree(folder, dst)
+    config = json.loads((dst / "config.json").read_text(encoding="utf-8"))
+    config.update(changes)
+    (dst / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return dst
+
+
+@pytest.fixture(scope="module")
+def tiny_moe(hf_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny("Qwen3MoeForCausalLM", tmp_path_factory.mktemp("moe") / "src", hf_checkpoint)
+
+
+def test_a_moe_that_llama_cpp_would_compute_differently_is_refused_before_work(
+    tiny_moe: Path, tmp_path: Path
+) -> None:
+    """Settings llama.cpp fixes per architecture (whether the chosen experts' weights are
+    re-normalized, every layer a MoE one, SmolLM3's NoPE pattern) are refused in words, and
+    a checkpoint missing an expert is refused, each before anything is written."""
+    from models.errors import InvalidModelFile, UnsupportedModel
+
+    out = tmp_path / "out"
+    out.mkdir()
+    cases = [
+        (dict(norm_topk_prob=False), "re-normalize"),
+        (dict(mlp_only_layers=[0]), "mixes dense and expert layers"),
+        (dict(architectures=["SmolLM3ForCausalLM"], no_rope_layers=[0, 1]), "fourth"),
+    ]
+    for i, (changes, words) in enumerate(cases):
+        with pytest.raises(UnsupportedModel, match=words):
+            convert(_edited(tiny_moe, tmp_path / f"c{i}", **changes), "gguf-f16", out / "x.gguf")
+    with pytest.raises(InvalidModelFile, match="holds 4 experts .* the config says 5"):
+        convert(_edited(tiny_moe, tmp_path / "five", num_experts=5), "gguf-f16", out / "x.gguf")
+    assert list(out.iterdir()) == []
+
+
+def test_experts_are_stacked_per_projection(tiny_moe: Path, tmp_path: Path) -> None:
+    """Each layer's experts are one 3-D tensor per projection, expert by expert (llama.cpp's
+    ffn_{gate,up,down}_exps), beside the router (ffn_gate_inp), with the expert counts."""
+    from quant_helpers import gguf_contents
+    from safetensors.numpy import load_file
+
+    from models.gguf import read_gguf
+
+    out = convert(tiny_moe, "gguf-f16", tmp_path / "moe.gguf")
+    info = read_gguf(out)
+    assert info.get("qwen3moe.expert_count") == 4
+    assert info.get("qwen3moe.expert_used_count") == 2
+    assert info.get("qwen3moe.expert_feed_forward_length") == 32
+    _, tensors = gguf_contents(out)
+    by_name = {name: (dims, data) for name, _t, dims, data in tensors}
+    src = load_file(tiny_moe / "model.safetensors")
+    for gguf_name, hf in (("gate", "gate_proj"), ("up", "up_proj"), ("down", "down_proj")):
+        dims, data = by_name[f"blk.1.ffn_{gguf_name}_exps.weight"]
+        experts = [src[f"model.layers.1.mlp.experts.{e}.{hf}.weight"] for e in range(4)]
+        assert dims == tuple(reversed((4, *experts[0].shape)))
+        stacked = np.frombuffer(data, np.float16).reshape(4, *experts[0].shape)
+        assert np.array_equal(stacked, np.stack(experts).astype(np.float16))
+    assert by_name["blk.0.ffn_gate_inp.weight"][0] == (64, 4)

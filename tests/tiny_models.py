@@ -64,6 +64,15 @@ def tiny_config(arch: str, vocab_size: int) -> Any:
             moe_intermediate_size=32,
             norm_topk_prob=True,
         )
+    if arch == "Qwen2MoeForCausalLM":
+        return tf.Qwen2MoeConfig(
+            **common,
+            **moe,
+            num_experts=4,
+            moe_intermediate_size=32,
+            shared_expert_intermediate_size=48,
+            norm_topk_prob=False,
+        )
     if arch == "MixtralForCausalLM":
         return tf.MixtralConfig(**common, **moe, num_local_experts=4, sliding_window=None)
     if arch == "GraniteForCausalLM":

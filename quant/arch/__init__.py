@@ -41,6 +41,7 @@ from . import (  # noqa: E402,F401  (they register)
     olmo2,
     phi3,
     qwen2,
+    qwen2moe,
     qwen3,
     qwen3moe,
     smollm3,

@@ -3,6 +3,8 @@ mixture of experts: a router (ffn_gate_inp) and the experts stacked per projecti
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import gguf
 
 from models.errors import UnsupportedModel
@@ -15,6 +17,8 @@ from .base import Architecture
 class Qwen3Moe(Architecture):
     hf_names = ("Qwen3MoeForCausalLM",)
     gguf_arch = gguf.MODEL_ARCH.QWEN3MOE
+    # llama.cpp re-normalizes the chosen experts' weights for qwen3moe, never for qwen2moe
+    normalizes_top_k: ClassVar[bool] = True
 
     def check(self) -> None:
         super().check()
@@ -25,6 +29,12 @@ class Qwen3Moe(Architecture):
             )
         if not self.n_experts:
             raise UnsupportedModel("config.json names no experts (num_experts)")
+        if bool(self.get("norm_topk_prob", False)) != self.normalizes_top_k:
+            raise UnsupportedModel(
+                f"this model {'does not re-normalize' if self.normalizes_top_k else 're-normalizes'}"
+                f" its chosen experts' weights (norm_topk_prob), which llama.cpp's "
+                f"{self.arch_name} does; the converted model would compute differently"
+            )
 
     def write_hparams(self, w: gguf.GGUFWriter) -> None:
         super().write_hparams(w)

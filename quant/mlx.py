@@ -29,6 +29,7 @@ from models.records import ModelRecord
 from models.work import Progress
 
 from .errors import ConversionError, NotEnoughSpace
+from .mlx_config import mlx_config
 
 MLX_CONVERTER_VERSION = "fireside-mlx 1"
 GROUP_SIZES = (32, 64, 128)
@@ -46,6 +47,13 @@ MLX_ARCHITECTURES: dict[str, str] = {
     "Phi3ForCausalLM": "phi3",
     "GemmaForCausalLM": "gemma",
     "Gemma2ForCausalLM": "gemma2",
+    "Gemma3ForCausalLM": "gemma3_text",
+    "Qwen2MoeForCausalLM": "qwen2_moe",
+    "Qwen3MoeForCausalLM": "qwen3_moe",
+    "MixtralForCausalLM": "mixtral",
+    "GraniteForCausalLM": "granite",
+    "Olmo2ForCausalLM": "olmo2",
+    "SmolLM3ForCausalLM": "smollm3",
 }
 
 
@@ -79,23 +87,6 @@ def mlx_type(name: str) -> MLXType:
             f"unknown MLX output type {name!r}; choose one of: {', '.join(MLX_TYPES)}"
         )
     return MLX_TYPES[key]
-
-
-def mlx_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The source config with what mlx-lm needs made explicit (see the module docstring)."""
-    fixed = dict(config)
-    params = config.get("rope_parameters")
-    if isinstance(params, dict):
-        if "rope_theta" not in params and "rope_theta" not in config:
-            raise UnsupportedModel(
-                "the model's config gives RoPE parameters per layer type, which the MLX "
-                "converter does not handle yet; convert it to GGUF instead"
-            )
-        fixed.setdefault("rope_theta", params["rope_theta"])
-        rope_type = params.get("rope_type") or params.get("type") or "default"
-        if rope_type != "default" and not config.get("rope_scaling"):
-            fixed["rope_scaling"] = {k: v for k, v in params.items() if k != "rope_theta"}
-    return fixed
 
 
 def check_source(source: str | os.PathLike[str]) -> tuple[HFCheckpoint, str]:

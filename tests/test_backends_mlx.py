@@ -147,9 +147,18 @@ def test_config_is_made_explicit_for_mlx_lm():
     assert fixed["rope_theta"] == 5e5
     assert fixed["rope_scaling"] == {"rope_type": "llama3", "factor": 8.0}
     assert mlx_config({"rope_theta": 1e4}) == {"rope_theta": 1e4}
-    per_layer = {"rope_parameters": {"full_attention": {"rope_theta": 1e6}}}
+    # Gemma 3's per-layer-type parameters: the full layers' at the top, the sliding base apart
+    per_layer = {
+        "rope_parameters": {
+            "full_attention": {"rope_theta": 1e6, "rope_type": "linear", "factor": 8.0},
+            "sliding_attention": {"rope_theta": 1e4, "rope_type": "default"},
+        }
+    }
+    fixed = mlx_config(per_layer)
+    assert fixed["rope_theta"] == 1e6 and fixed["rope_local_base_freq"] == 1e4
+    assert fixed["rope_scaling"] == {"rope_type": "linear", "factor": 8.0}
     with pytest.raises(UnsupportedModel, match="per layer type"):
-        mlx_config(per_layer)
+        mlx_config({"rope_parameters": {"sliding_attention": {"rope_theta": 1e4}}})
 
 
 # -- the backend ---------------------------------------------------------------------------------

@@ -92,13 +92,18 @@ def tiny_config(arch: str, vocab_size: int) -> Any:
     raise ValueError(arch)
 
 
-def build_tiny(arch: str, folder: Path, tokenizer_from: Path, *, dtype: str = "float32") -> Path:
-    """Save a tiny random ``arch`` checkpoint in ``folder`` (dtype: float32 or bfloat16)."""
+def build_tiny(
+    arch: str, folder: Path, tokenizer_from: Path, *, dtype: str = "float32", **changes: Any
+) -> Path:
+    """Save a tiny random ``arch`` checkpoint in ``folder`` (dtype: float32 or bfloat16),
+    its config changed by ``changes`` (set before the model is built)."""
     import torch
     import transformers as tf
 
     vocab = 49152
     config = tiny_config(arch, vocab)
+    for key, value in changes.items():
+        setattr(config, key, value)
     torch.manual_seed(zlib.crc32(arch.encode()) % 1000)
     model = getattr(tf, arch)(config).eval()
     with torch.no_grad():

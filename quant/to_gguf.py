@@ -95,6 +95,10 @@ def plan_tensors(
             if name is not None:
                 experts.setdefault(name, {})[part[1]] = hf_name
             continue
+        made = arch.derived(hf_name, t.shape)
+        if made:
+            entries.extend((hf_name, name, shape, t.kind) for name, shape in made)
+            continue
         name = arch.gguf_name(hf_name)
         if name is not None:
             entries.append((hf_name, name, t.shape, t.kind))
@@ -118,7 +122,8 @@ def plan_tensors(
         qtype = mixed.get(name)
         quantized = qtype is not None
         if qtype is None:
-            qtype = _choose_type(kind, shape, otype)
+            # biases in full precision, even stacked per expert (2-D): llama.cpp adds them as F32
+            qtype = Q.F32 if name.endswith(".bias") else _choose_type(kind, shape, otype)
         parts = stacks[name][0] if name in stacks else ()
         plan.append(
             PlannedTensor(source, name, shape, qtype, _nbytes(shape, qtype), quantized, parts)
@@ -221,8 +226,9 @@ def _write_gguf(
         w.write_kv_data_to_file()
         w.write_ti_data_to_file()
         extras = arch.extra_tensors()
+        last_use = {name: i for i, p in enumerate(plan) for name in p.sources}
         fout = w.fout[0]
-        for p in plan:
+        for index, p in enumerate(plan):
             check_cancel()
             fout.write(b"\0" * (-fout.tell() % w.data_alignment))
             pieces = [(n, src.tensors[n].kind) for n in p.sources] or [(None, "F32")]
@@ -237,7 +243,7 @@ def _write_gguf(
                     tick(encoded.nbytes)
                     del chunk, encoded
                 del data
-                if source is not None:
+                if source is not None and last_use[source] == index:
                     src.release(source)
             if written != p.n_bytes:
                 raise ConversionError(f"internal: {p.name} encoded to an unexpected size")

@@ -27,6 +27,7 @@ ARCHS = [
     ("GraniteForCausalLM", "float32"),
     ("Olmo2ForCausalLM", "bfloat16"),
     ("SmolLM3ForCausalLM", "float32"),
+    ("GptOssForCausalLM", "bfloat16"),
 ]
 
 
@@ -75,7 +76,8 @@ def test_a_moe_that_llama_cpp_would_compute_differently_is_refused_before_work(
     tiny_moe: Path, tmp_path: Path
 ) -> None:
     """Settings llama.cpp fixes per architecture (whether the chosen experts' weights are
-    re-normalized, every layer a MoE one, SmolLM3's NoPE pattern) are refused in words, and
+    re-normalized, every layer a MoE one, SmolLM3's NoPE pattern, gpt-oss's layer pattern),
+    gpt-oss's MXFP4 experts (not dequantized yet) are refused in words, and
     a checkpoint missing an expert is refused, each before anything is written."""
     from models.errors import InvalidModelFile, UnsupportedModel
 
@@ -85,6 +87,16 @@ def test_a_moe_that_llama_cpp_would_compute_differently_is_refused_before_work(
         (dict(norm_topk_prob=False), "re-normalize"),
         (dict(mlp_only_layers=[0]), "mixes dense and expert layers"),
         (dict(architectures=["SmolLM3ForCausalLM"], no_rope_layers=[0, 1]), "fourth"),
+        (
+            dict(
+                architectures=["GptOssForCausalLM"], quantization_config={"quant_method": "mxfp4"}
+            ),
+            "stores its experts as mxfp4",
+        ),
+        (
+            dict(architectures=["GptOssForCausalLM"], layer_types=["full_attention"] * 2),
+            "do not alternate",
+        ),
     ]
     for i, (changes, words) in enumerate(cases):
         with pytest.raises(UnsupportedModel, match=words):

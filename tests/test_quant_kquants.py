@@ -101,6 +101,7 @@ class Tiny:
 NARROW = {"intermediate_size": 80}  # rows of 64 (hidden) and 80 (FFN down): fallbacks
 WIDE = {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 8}
 DEEP = {"num_hidden_layers": 80}
+TWO_MIXES = ("gguf-q4_k_m", "gguf-q4_0")
 CASES = [
     Tiny("llama-narrow", "LlamaForCausalLM", sizes=NARROW),
     Tiny("mistral-narrow-f16", "MistralForCausalLM", "float16", NARROW),
@@ -114,7 +115,16 @@ CASES = [
     Tiny("phi3-wide", "Phi3ForCausalLM", sizes=WIDE, mixes=("gguf-q4_k_m", "gguf-q5_k_m")),
     Tiny("llama-70b-shaped", "LlamaForCausalLM", sizes=DEEP, mixes=("gguf-q4_k_m",)),
     Tiny("qwen2-70b-shaped", "Qwen2ForCausalLM", sizes=DEEP, mixes=("gguf-q4_k_m",)),
+    # the later architectures, on the two most used mixes
+    Tiny("qwen3moe", "Qwen3MoeForCausalLM", sizes=NARROW, mixes=TWO_MIXES),
+    Tiny("qwen2moe", "Qwen2MoeForCausalLM", sizes=NARROW, mixes=TWO_MIXES),
+    Tiny("mixtral", "MixtralForCausalLM", sizes=NARROW, mixes=TWO_MIXES),
+    Tiny("gpt-oss", "GptOssForCausalLM", sizes=NARROW, mixes=TWO_MIXES),
+    Tiny("granite", "GraniteForCausalLM", sizes=NARROW, mixes=TWO_MIXES),
+    Tiny("olmo2", "Olmo2ForCausalLM", sizes=NARROW, mixes=TWO_MIXES),
+    Tiny("smollm3", "SmolLM3ForCausalLM", sizes=NARROW, mixes=TWO_MIXES),
 ]
+MOE = CASES[-7]
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +166,8 @@ def random_imatrix(source: Path, out: Path) -> Path:
     mean squared activations per input column)."""
     rng = np.random.default_rng(7)
     _, tensors = gguf_contents(source)
-    weights = {
-        name: rng.uniform(0.05, 20.0, dims[0]).astype(np.float32)
+    weights = {  # stacked experts (3-D): one row of weights per expert, as llama.cpp keeps
+        name: rng.uniform(0.05, 20.0, dims[0] * int(np.prod(dims[2:]))).astype(np.float32)
         for name, _, dims, _ in tensors
         if len(dims) >= 2
     }
@@ -166,7 +176,9 @@ def random_imatrix(source: Path, out: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "case", [CASES[0], pytest.param(CASES[7], marks=pytest.mark.slow)], ids=lambda c: c.id
+    "case",
+    [CASES[0], MOE, pytest.param(CASES[7], marks=pytest.mark.slow)],
+    ids=lambda c: c.id,
 )
 def test_importance_matrix_matches_llama_cpp(case: Tiny, tiny_outputs, tmp_path: Path) -> None:
     """With an importance matrix: other quantization searches, and Q4_0's guarded FFN-down
@@ -184,7 +196,7 @@ def test_importance_matrix_matches_llama_cpp(case: Tiny, tiny_outputs, tmp_path:
         assert guided["blk.1.ffn_down.weight"] == Q.Q4_0
     # the matrix changed the bytes (Q8_0 and F16, all of narrow Q6_K, ignore it)
     changed = {to for to in case.mixes if jobs[to].read_bytes() != plain[to].read_bytes()}
-    assert changed >= {"gguf-q4_0", "gguf-q4_k_m", "gguf-q5_k_m"}
+    assert changed >= {"gguf-q4_0", "gguf-q4_k_m", "gguf-q5_k_m"} & set(case.mixes)
 
 
 def test_narrow_rows_fall_back(tiny_outputs) -> None:

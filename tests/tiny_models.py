@@ -75,6 +75,15 @@ def tiny_config(arch: str, vocab_size: int) -> Any:
         )
     if arch == "MixtralForCausalLM":
         return tf.MixtralConfig(**common, **moe, num_local_experts=4, sliding_window=None)
+    if arch == "GptOssForCausalLM":
+        # a window shorter than the test's 16 tokens, so the sliding layers differ
+        return tf.GptOssConfig(
+            **dict(common, intermediate_size=32),
+            **moe,
+            head_dim=16,
+            num_local_experts=4,
+            sliding_window=8,
+        )
     if arch == "GraniteForCausalLM":
         return tf.GraniteConfig(
             **common,

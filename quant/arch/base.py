@@ -161,6 +161,12 @@ class Architecture:
             )
         return name
 
+    def derived(self, hf_name: str, shape: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
+        """The GGUF tensors (name, numpy shape) cut or re-laid from one checkpoint tensor
+        that llama.cpp holds as several (their values come from ``transform``); [] for a
+        tensor that maps one to one."""
+        return []
+
     def transform(self, gguf_name: str, array: np.ndarray) -> np.ndarray:
         """Change a tensor's values or layout for llama.cpp (the default: nothing)."""
         return array

@@ -50,6 +50,7 @@ class BackendOptions:
                 raise InvalidParameters(f"{what} must be at least {least}, got {value}")
 
 
+ENGINE_WORDS = {"mlx": "MLX", "torch": "PyTorch"}
 MIN_CTX = 64  # tokens: below this not even a short question and its answer fit
 DEFAULT_MAX_CTX = 8192
 
@@ -65,6 +66,8 @@ class EngineFinished:
 
 class Backend(ABC):
     name: ClassVar[str]
+    # Whether the engine can hold an answer to a JSON schema or grammar (llama.cpp can).
+    structured_output: ClassVar[bool] = False
 
     def __init__(self, record: ModelRecord, options: BackendOptions | None = None) -> None:
         self.record = record
@@ -103,6 +106,15 @@ class Backend(ABC):
         return self._template_vars or {}
 
     # -- shared ------------------------------------------------------------------------
+    def check_supported(self, params: GenerationParams) -> None:
+        """Refuse, naming the engine, what it cannot do (rather than a wrong answer)."""
+        if (params.json_schema or params.grammar) and not self.structured_output:
+            engine = ENGINE_WORDS.get(self.name, self.name)
+            raise InvalidParameters(
+                f"the {engine} engine cannot hold an answer to a JSON schema or a grammar "
+                f"(structured output needs a GGUF model, run by llama.cpp)"
+            )
+
     def render(self, messages: Sequence[Message]) -> tuple[str, bool]:
         """The prompt text and whether the tokenizer should prepend BOS (never twice)."""
         tv = self.template_vars
@@ -159,6 +171,7 @@ class Backend(ABC):
         """Generate an answer to ``messages``; the last chunk carries the finish reason."""
         params = params or GenerationParams()
         cancel = cancel if cancel is not None else CancelToken()
+        self.check_supported(params)
         tokens, budget, dropped = self.prompt_tokens(messages, params)
         notices = []
         template = self.template_vars.get("chat_template")
@@ -178,6 +191,7 @@ class Backend(ABC):
         """Plain text continuation of ``prompt`` (no template)."""
         params = params or GenerationParams()
         cancel = cancel if cancel is not None else CancelToken()
+        self.check_supported(params)
         tokens = self.tokenize(prompt, add_bos=bool(self.template_vars.get("add_bos")))
         n_ctx = self.info.context_length
         if len(tokens) >= n_ctx:

@@ -13,6 +13,7 @@ and ``/props``, which have no Python call.
 from __future__ import annotations
 
 import atexit
+import json
 import queue
 import random
 import secrets
@@ -29,6 +30,7 @@ from .backend import DEFAULT_MAX_CTX, Backend, EngineFinished
 from .errors import ContextOverflow, InvalidParameters, ModelLoadError
 from .llama_engine import import_xllamacpp, make_params, offload_available
 from .params import GenerationParams
+from .structured import check_schema
 from .types import ModelInfo, Progress
 
 # Tokens per prompt step. Cancellation during a prompt lands after the current step, so it
@@ -50,6 +52,7 @@ def _unload_all() -> None:
 
 class LlamaCppBackend(Backend):
     name = "llama.cpp"
+    structured_output = True
 
     _server: Any = None
     _http: Any = None
@@ -123,6 +126,11 @@ class LlamaCppBackend(Backend):
             progress(3, 3)
         return self._info
 
+    def check_supported(self, params: GenerationParams) -> None:
+        super().check_supported(params)
+        if params.json_schema is not None:
+            check_schema(json.loads(params.json_schema))
+
     def unload(self) -> None:
         # Requests that were cancelled end at the engine's next step; the engine must not
         # be torn down (or the process exit) under them.
@@ -147,7 +155,7 @@ class LlamaCppBackend(Backend):
 
     def _request(self, prompt_tokens: list[int], params: GenerationParams, max_new: int) -> dict:
         cold, self._cold_next = self._cold_next, False
-        return {
+        request = {
             "prompt": prompt_tokens,
             "stream": True,
             "return_progress": True,  # a callback per prompt step: where a cancel can land
@@ -161,6 +169,13 @@ class LlamaCppBackend(Backend):
             "cache_prompt": not cold,
             "n_probs": 0,
         }
+        if params.json_schema is not None:
+            # Checked by runtime.structured first: llama.cpp runs a schema it cannot
+            # enforce unconstrained, without a word.
+            request["json_schema"] = json.loads(params.json_schema)
+        elif params.grammar is not None:
+            request["grammar"] = params.grammar
+        return request
 
     def _generate(
         self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any
@@ -224,6 +239,8 @@ class LlamaCppBackend(Backend):
 def _raise_engine_error(error: Any) -> None:
     message = str(error.get("message") if isinstance(error, dict) else error)
     kind = error.get("type") if isinstance(error, dict) else None
+    if "grammar" in message:
+        raise InvalidParameters(f"llama.cpp could not use the grammar: {message}")
     if kind == "exceed_context_size_error":
         raise ContextOverflow(
             f"the prompt is {error.get('n_prompt_tokens')} tokens; the model's context "

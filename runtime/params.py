@@ -34,6 +34,16 @@ class GenerationParams:
     max_tokens: int | None = 512  # None: until the context is full
     stop: tuple[str, ...] = ()
     context_overflow: OverflowPolicy = "drop-oldest"
+    # Structured output (engines with ``structured_output``; see runtime.structured): the
+    # answer constrained to a JSON schema (given as a dict or JSON text, kept as JSON text)
+    # or to a GBNF grammar. At most one of them.
+    json_schema: str | None = None
+    grammar: str | None = None
+    # Tool calling (runtime.tools): the functions as JSON text (OpenAI's ``tools`` list) and
+    # "auto", "none", "required" or the name of the one function to call.
+    tools: str | None = None
+    tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
 
     def __post_init__(self) -> None:
         _check_range("temperature", self.temperature, 0.0, 5.0)
@@ -55,6 +65,7 @@ class GenerationParams:
         if any(not isinstance(s, str) or not s for s in stop):
             raise InvalidParameters("stop strings must be non-empty text")
         object.__setattr__(self, "stop", stop)
+        _check_structured(self)
         if self.context_overflow not in ("error", "drop-oldest"):
             raise InvalidParameters(
                 f"context_overflow must be 'error' or 'drop-oldest', got {self.context_overflow!r}"
@@ -77,6 +88,26 @@ class GenerationParams:
                 f"unknown generation parameter(s): {', '.join(sorted(unknown))}"
             )
         return cls(**data)
+
+
+def _check_structured(p: GenerationParams) -> None:
+    import json
+
+    for name in ("json_schema", "tools"):
+        value = getattr(p, name)
+        if value is not None and not isinstance(value, str):
+            try:
+                object.__setattr__(p, name, json.dumps(value))
+            except (TypeError, ValueError):
+                raise InvalidParameters(f"{name} must be JSON data") from None
+    if p.json_schema is not None and p.grammar is not None:
+        raise InvalidParameters("give a JSON schema or a grammar, not both")
+    if p.grammar is not None and (not isinstance(p.grammar, str) or not p.grammar.strip()):
+        raise InvalidParameters("grammar must be non-empty text (a GBNF grammar)")
+    if not isinstance(p.tool_choice, str) or not p.tool_choice:
+        raise InvalidParameters("tool_choice must be auto, none, required or a function's name")
+    if not isinstance(p.parallel_tool_calls, bool):
+        raise InvalidParameters("parallel_tool_calls must be true or false")
 
 
 GREEDY = GenerationParams(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0)

@@ -222,6 +222,7 @@ def context_length_of(entry: dict[str, Any]) -> int | None:
 # -- the backend -------------------------------------------------------------------------
 class RemoteBackend(Backend):
     name = "remote"
+    structured_output = True  # passed through; the remote server enforces it or refuses
 
     _client: httpx.Client | None = None
 
@@ -321,6 +322,14 @@ class RemoteBackend(Backend):
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.json_schema is not None:
+            schema = json.loads(params.json_schema)
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": schema, "strict": True},
+            }
+        elif params.grammar is not None:
+            body["grammar"] = params.grammar  # llama-server's and Fireside's own field
         return body
 
     def stream(

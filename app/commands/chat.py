@@ -29,7 +29,33 @@ def register(sub: Any) -> None:
     p.add_argument("--ctx", type=int, metavar="N", help="context length to load the model with")
     p.add_argument("--backend", metavar="NAME", help="force an engine (llama.cpp, mlx, torch)")
     p.add_argument("--stats", action="store_true", help="print tokens/s after each answer")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="answer with one JSON object")
+    shape.add_argument(
+        "--json-schema", metavar="FILE", help="answer with JSON that follows this JSON schema"
+    )
     p.set_defaults(handler=run)
+
+
+def _structured(args: argparse.Namespace) -> dict[str, Any]:
+    """``json_schema`` for GenerationParams from --json / --json-schema (checked here)."""
+    import json
+    from pathlib import Path
+
+    from runtime import InvalidParameters
+    from runtime.structured import JSON_OBJECT, schema_text
+
+    if args.json:
+        return {"json_schema": schema_text(JSON_OBJECT)}
+    if not args.json_schema:
+        return {}
+    try:
+        schema = json.loads(Path(args.json_schema).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidParameters(f"cannot read {args.json_schema}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InvalidParameters(f"{args.json_schema} is not valid JSON: {exc}") from None
+    return {"json_schema": schema_text(schema)}
 
 
 def _answer(
@@ -57,6 +83,8 @@ def _answer(
         return None
     if last is not None and last.finish_reason == "cancelled":
         print("[stopped]", file=sys.stderr)
+    if last is not None and last.finish_reason == "length" and params.json_schema:
+        print("[cut off at --max-tokens: the JSON is not complete]", file=sys.stderr)
     if show_stats and last is not None and last.timings:
         t = last.timings
         print(
@@ -80,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         seed=args.seed,
         stop=tuple(args.stop),
+        **_structured(args),
     )
     catalog = Catalog()
     record = resolve(catalog, args.model)

@@ -36,7 +36,8 @@ class Context:
 
     async def start(self, hreq: Any, request: Any) -> tuple[Feed, Any]:
         """Run ``hreq`` (a HostRequest) and wait for its first chunk; a failure before it
-        (a model that will not load, a prompt too long) is raised as the API's error."""
+        (a model that will not load, a prompt too long) is raised as it came (the caller
+        knows which field to blame: see :func:`raise_for`)."""
         feed = Feed(hreq)
         feed.start()
         try:
@@ -46,7 +47,7 @@ class Context:
             raise
         if isinstance(first, BaseException):
             feed.cancel()
-            raise_for(first)
+            raise first
         return feed, first
 
 

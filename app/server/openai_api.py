@@ -25,6 +25,8 @@ def register(api: Any, ctx: Context) -> None:
             else ctx.host.complete(req.record, req.payload, req.params)
         )
         blame = "messages" if op == "chat" else "prompt"
+        if req.params.grammar is not None:
+            blame = "grammar"  # the engine's own refusals of a request are of its grammar
         try:
             feed, first = await ctx.start(hreq, request)
         except BaseException as exc:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import BadRequest
+from .structured import read_structured
 
 ROLES = ("system", "user", "assistant")
 ROLE_ALIASES = {"developer": "system"}  # newer OpenAI clients call the system prompt this
@@ -119,14 +120,8 @@ def parse_request(body: dict[str, Any], op: str, lookup: Callable[[str], Any]) -
         raise BadRequest("logprobs are not supported", "logprobs")
     if body.get("echo"):
         raise BadRequest("echo is not supported", "echo")
-    fmt = body.get("response_format")
-    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in ("text", None)):
-        raise BadRequest(
-            "response_format must be text (JSON modes are not supported)", "response_format"
-        )
-
     # OpenAI has no repetition penalty: neutral unless asked for, so temperature 0 is greedy.
-    values: dict[str, Any] = {"repeat_penalty": 1.0}
+    values: dict[str, Any] = {"repeat_penalty": 1.0, **read_structured(body)}
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if max_tokens is not None:
         values["max_tokens"] = max_tokens

@@ -30,6 +30,7 @@ from .inspect import (
     kind_of,
     read_gguf_model,
 )
+from .onnx_folder import file_hashes
 from .records import ModelRecord
 from .work import Progress
 
@@ -138,7 +139,10 @@ def import_model(
     else:
         for p, record, wanted in todo:
             owned = _is_inside(p, paths.models_dir())
-            rec = record.replace(owned=owned, provenance={**record.provenance, "mode": "link"})
+            provenance = {**record.provenance, "mode": "link"}
+            if record.format == "onnx":  # its runtime never checks its weights: we do, at load
+                provenance["files"] = file_hashes(p)
+            rec = record.replace(owned=owned, provenance=provenance)
             if wanted:
                 rec = rec.replace(name=wanted)
             results.append(catalog.add(rec))

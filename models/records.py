@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-FORMATS = ("gguf", "gguf-split", "mlx", "hf-safetensors", "hf-pytorch", "remote")
+FORMATS = ("gguf", "gguf-split", "mlx", "hf-safetensors", "hf-pytorch", "onnx", "remote")
 HF_FORMATS = ("hf-safetensors", "hf-pytorch")  # Hugging Face / PyTorch: what converts
 SOURCES = ("bundled", "imported", "downloaded", "converted", "discovered", "remote")
 

@@ -2,7 +2,8 @@
 
 GGUF -> llama.cpp. An MLX folder -> MLX on Apple Silicon; elsewhere MLX only runs on the
 CPU, slowly, so it is used only when asked for (``--backend mlx``). A Hugging Face folder
--> PyTorch (which then picks CUDA, MPS or the CPU). Nothing heavy is imported to decide.
+-> PyTorch (which then picks CUDA, MPS or the CPU). An ONNX GenAI folder -> ONNX Runtime GenAI.
+Nothing heavy is imported to decide.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ BACKENDS: dict[str, BackendSpec] = {
         "torch",
         "Hugging Face folders",
     ),
+    "onnx": BackendSpec(
+        "runtime.onnx_backend",
+        "OnnxBackend",
+        ("onnxruntime_genai",),
+        "onnx",
+        "ONNX Runtime GenAI folders",
+    ),
     "remote": BackendSpec(
         "runtime.remote", "RemoteBackend", ("httpx",), "fireside", "OpenAI-compatible servers"
     ),
@@ -53,6 +61,7 @@ FORMAT_BACKENDS: dict[str, tuple[str, ...]] = {
     "mlx": ("mlx",),
     "hf-safetensors": ("torch",),
     "hf-pytorch": ("torch",),
+    "onnx": ("onnx",),
     "remote": ("remote",),
 }
 ALIASES = {
@@ -60,6 +69,8 @@ ALIASES = {
     "llamacpp": "llama.cpp",
     "llama-cpp": "llama.cpp",
     "llama": "llama.cpp",
+    "onnxruntime": "onnx",
+    "onnxruntime-genai": "onnx",
 }
 
 
@@ -171,6 +182,10 @@ def probe(backend: str) -> tuple[bool, str, tuple[str, ...]]:
                 f"torch {torch.__version__}, transformers {transformers.__version__}",
                 (tuple(available_devices())),
             )
+        if backend == "onnx":
+            import onnxruntime_genai as og
+
+            return True, f"onnxruntime-genai {og.__version__}", ("cpu",)
         if backend == "mlx":
             import mlx.core as mx
             import mlx_lm

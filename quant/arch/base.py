@@ -126,7 +126,11 @@ class Architecture:
 
     @property
     def rope_dims(self) -> int:
-        return int(self.head_dim * float(self.get("partial_rotary_factor", 1.0)))
+        # transformers 5 keeps the factor among the rope parameters; older configs at the top
+        factor = self.rope_parameters().get("partial_rotary_factor")
+        if factor is None:
+            factor = self.get("partial_rotary_factor", 1.0)
+        return int(self.head_dim * float(factor))
 
     def write_moe_hparams(self, w: gguf.GGUFWriter) -> None:
         """Expert counts (and the expert width, where it differs from the dense one)."""

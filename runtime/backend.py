@@ -8,6 +8,7 @@ template, the context policy, stop strings, cancellation and timings.
 
 from __future__ import annotations
 
+import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -115,23 +116,38 @@ class Backend(ABC):
                 f"(structured output needs a GGUF model, run by llama.cpp)"
             )
 
-    def render(self, messages: Sequence[Message]) -> tuple[str, bool]:
-        """The prompt text and whether the tokenizer should prepend BOS (never twice)."""
+    def render(
+        self,
+        messages: Sequence[Message],
+        tools: list[dict[str, Any]] | None = None,
+        prefill: str = "",
+    ) -> tuple[str, bool]:
+        """The prompt text and whether the tokenizer should prepend BOS (never twice);
+        ``tools`` are shown by the template, ``prefill`` begins the answer."""
         tv = self.template_vars
         template = tv.get("chat_template")
         bos = tv.get("bos_token") or ""
         if template:
             template = usable_template(template)[0]  # a broken one: the generic template
             text = render_chat(
-                template, messages, bos_token=bos, eos_token=tv.get("eos_token") or ""
+                template,
+                messages,
+                bos_token=bos,
+                eos_token=tv.get("eos_token") or "",
+                tools=tools,
             )
         else:
             text = render_plain(messages)
+        text += prefill
         add_bos = bool(tv.get("add_bos")) and not (bos and text.startswith(bos))
         return text, add_bos
 
     def prompt_tokens(
-        self, messages: Sequence[Message], params: GenerationParams
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        tools: list[dict[str, Any]] | None = None,
+        prefill: str = "",
     ) -> tuple[list[int], int, int]:
         """Tokens of the prompt that fits, the token budget left, and how many turns were dropped."""
         msgs = validate_messages(messages)
@@ -139,7 +155,7 @@ class Backend(ABC):
         reserve = min(params.max_tokens or 1, n_ctx // 2) if params.max_tokens else 1
         dropped = 0
         while True:
-            text, add_bos = self.render(msgs)
+            text, add_bos = self.render(msgs, tools, prefill)
             tokens = self.tokenize(text, add_bos=add_bos)
             if len(tokens) + reserve <= n_ctx:
                 break
@@ -171,8 +187,9 @@ class Backend(ABC):
         """Generate an answer to ``messages``; the last chunk carries the finish reason."""
         params = params or GenerationParams()
         cancel = cancel if cancel is not None else CancelToken()
+        tools, prefill, params = self.prepare_tools(messages, params)
         self.check_supported(params)
-        tokens, budget, dropped = self.prompt_tokens(messages, params)
+        tokens, budget, dropped = self.prompt_tokens(messages, params, tools, prefill)
         notices = []
         template = self.template_vars.get("chat_template")
         if not template:
@@ -183,7 +200,34 @@ class Backend(ABC):
             notices.append(
                 f"the {dropped} oldest message(s) did not fit the context and were left out"
             )
-        yield from self._stream_tokens(tokens, budget, params, cancel, "; ".join(notices) or None)
+        chunks = self._stream_tokens(tokens, budget, params, cancel, "; ".join(notices) or None)
+        yield from with_forced_call(chunks, prefill) if prefill else chunks
+
+    def prepare_tools(
+        self, messages: Sequence[Message], params: GenerationParams
+    ) -> tuple[list[dict[str, Any]] | None, str, GenerationParams]:
+        """The tools the template shows, the text that begins the answer, and the params
+        (a forced call is held to its schema): see runtime.tools."""
+        from . import tools as tool_calls
+
+        history = any(m.get("role") == "tool" or m.get("tool_calls") for m in messages)
+        if params.tools is None and not history:
+            return None, "", params
+        tool_calls.require_support(self.template_vars.get("chat_template"))
+        if params.tools is None or params.tool_choice == "none":
+            return None, "", params
+        tools = json.loads(params.tools)
+        if params.tool_choice == "auto":
+            return tools, "", params
+        if not self.structured_output:
+            engine = ENGINE_WORDS.get(self.name, self.name)
+            raise InvalidParameters(
+                f"the {engine} engine cannot force a tool call (tool_choice "
+                f"{params.tool_choice!r}); use tool_choice 'auto'"
+            )
+        schema = tool_calls.forced_call_schema(params.tools, params.tool_choice)
+        forced = params.replace(json_schema=json.dumps(schema), grammar=None)
+        return tools, tool_calls.OPEN + "\n", forced
 
     def complete(
         self, prompt: str, params: GenerationParams | None = None, cancel: Any = None
@@ -272,6 +316,22 @@ class Backend(ABC):
         if pending:  # text held back for a stop string that never came
             yield Chunk(pending, n_prompt, n_gen)
         yield Chunk("", n_prompt, n_gen, finish, timings())  # type: ignore[arg-type]
+
+
+def with_forced_call(chunks: Iterator[Chunk], prefill: str) -> Iterator[Chunk]:
+    """The answer's chunks with the call's opening tag (in the prompt) put back in front,
+    and its closing tag after a call that ended by itself (a cut-off one stays open)."""
+    import dataclasses
+
+    from .tools import CLOSE
+
+    opened = False
+    for chunk in chunks:
+        if not opened and (chunk.text or chunk.finish_reason is not None):
+            chunk, opened = dataclasses.replace(chunk, text=prefill + chunk.text), True
+        if chunk.finish_reason == "stop":
+            chunk = dataclasses.replace(chunk, text=chunk.text + "\n" + CLOSE)
+        yield chunk
 
 
 def _partial_stop_suffix(text: str, stops: tuple[str, ...], hold: int) -> int:

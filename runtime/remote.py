@@ -339,6 +339,11 @@ class RemoteBackend(Backend):
         cancel: Any = None,
     ) -> Iterator[Chunk]:
         params = params or GenerationParams()
+        if params.tools is not None:
+            raise InvalidParameters(
+                "tool calls through a remote engine are not supported yet; call the remote "
+                "server directly"
+            )
         body = self._body(params)
         body["messages"] = validate_messages(messages)
         return self._run("chat/completions", body, cancel)

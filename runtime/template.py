@@ -18,8 +18,9 @@ from .types import ROLES, Message
 MAX_TEMPLATE_LENGTH = 256 * 1024
 
 
-def validate_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
-    """Plain ``{"role", "content"}`` dicts, or a clear error."""
+def validate_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Plain ``{"role", "content"}`` dicts, or a clear error. Tool use keeps its parts: an
+    assistant's ``tool_calls``, a ``tool`` result's ``tool_call_id`` and ``name``."""
     from .errors import InvalidParameters
 
     if not messages:
@@ -27,11 +28,18 @@ def validate_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
     clean = []
     for i, m in enumerate(messages):
         role, content = m.get("role"), m.get("content")
-        if role not in ROLES:
+        if role not in ROLES and role != "tool":
             raise InvalidParameters(f"message {i} has role {role!r}; use one of {', '.join(ROLES)}")
         if not isinstance(content, str):
             raise InvalidParameters(f"message {i} has no text content")
-        clean.append({"role": role, "content": content})
+        message: dict[str, Any] = {"role": role, "content": content}
+        if role == "assistant" and isinstance(m.get("tool_calls"), list | tuple):
+            message["tool_calls"] = list(m["tool_calls"])
+        if role == "tool":
+            for key in ("tool_call_id", "name"):
+                if isinstance(m.get(key), str):
+                    message[key] = m[key]
+        clean.append(message)
     return clean
 
 
@@ -88,8 +96,10 @@ def render_chat(
     bos_token: str = "",
     eos_token: str = "",
     add_generation_prompt: bool = True,
+    tools: list[dict[str, Any]] | None = None,
 ) -> str:
-    """Render ``messages`` with the model's template, in the sandbox."""
+    """Render ``messages`` with the model's template, in the sandbox (``tools``: the
+    OpenAI-shaped function list a tool-capable template shows the model)."""
     from jinja2.exceptions import SecurityError
     from jinja2.exceptions import TemplateError as JinjaError
 
@@ -100,6 +110,7 @@ def render_chat(
             bos_token=bos_token,
             eos_token=eos_token,
             add_generation_prompt=add_generation_prompt,
+            **({"tools": tools} if tools else {}),
         )
     except SecurityError as exc:
         raise TemplateError(

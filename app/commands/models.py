@@ -217,10 +217,17 @@ def run_show(args: argparse.Namespace) -> int:
 
     record = Catalog().get(args.id)
     details = model_details(record) if record.format != "remote" else {}
+    if record.format != "remote":
+        from runtime.tools import describe_support, tool_format
+
+        template = details.get("chat_template")
+        details["tools"] = tool_format(template)  # "hermes", "other" or None
     if args.json:
         print(json.dumps({**record.to_dict(), **details}, indent=2, default=str))
         return 0
     _print_record(record)
+    if record.format != "remote":
+        print(f"tools: {describe_support(template)}")
     if details.get("files"):
         print("\nfiles:")
         for f in details["files"]:

@@ -50,9 +50,7 @@ def register(api: Any, ctx: Context) -> None:
                 if item.finish_reason is not None:
                     break
                 item = await feed.next(request)
-            response = collect(chunks, req, op)
-            response.headers.update(notice)
-            return response
+            return collect(chunks, req, op, first.notice)
         finally:
             feed.cancel()
 

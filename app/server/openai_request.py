@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import BadRequest
 from .structured import read_structured
+from .tools import read_tool_calls, read_tools
 
 ROLES = ("system", "user", "assistant")
 ROLE_ALIASES = {"developer": "system"}  # newer OpenAI clients call the system prompt this
@@ -37,7 +38,7 @@ class ParsedRequest:
     model: str
 
 
-def _messages(value: Any) -> list[dict[str, str]]:
+def _messages(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not value:
         raise BadRequest("messages must be a non-empty list of messages", "messages")
     clean = []
@@ -47,13 +48,29 @@ def _messages(value: Any) -> list[dict[str, str]]:
             raise BadRequest(f"{where} must be an object with role and content", where)
         role = m.get("role")
         role = ROLE_ALIASES.get(role, role) if isinstance(role, str) else role
-        if role not in ROLES:
+        answers_calls = bool(clean) and (
+            clean[-1]["role"] == "tool" or bool(clean[-1].get("tool_calls"))
+        )
+        if role == "tool" and not answers_calls:
             raise BadRequest(
-                f"{where}.role is {m.get('role')!r}; use one of {', '.join(ROLES)}",
+                f"{where} is a tool result, but the message before it made no tool call",
                 f"{where}.role",
             )
-        if m.get("tool_calls"):
-            raise BadRequest(f"{where}: tool calls are not supported", f"{where}.tool_calls")
+        if role not in ROLES and role != "tool":
+            raise BadRequest(
+                f"{where}.role is {m.get('role')!r}; use one of {', '.join(ROLES)} (or tool)",
+                f"{where}.role",
+            )
+        extra: dict[str, Any] = {}
+        if role == "assistant" and m.get("tool_calls"):
+            extra["tool_calls"] = read_tool_calls(m["tool_calls"], f"{where}.tool_calls")
+        if role == "tool":
+            call_id = m.get("tool_call_id")
+            if not isinstance(call_id, str):
+                raise BadRequest(f"{where}.tool_call_id must be a string", f"{where}.tool_call_id")
+            extra["tool_call_id"] = call_id
+            if isinstance(m.get("name"), str):
+                extra["name"] = m["name"]
         content = m.get("content")
         if content is None and role == "assistant":
             content = ""
@@ -73,7 +90,7 @@ def _messages(value: Any) -> list[dict[str, str]]:
             content = "".join(parts)
         if not isinstance(content, str):
             raise BadRequest(f"{where}.content must be a string", f"{where}.content")
-        clean.append({"role": role, "content": content})
+        clean.append({"role": role, "content": content, **extra})
     return clean
 
 
@@ -114,14 +131,23 @@ def parse_request(body: dict[str, Any], op: str, lookup: Callable[[str], Any]) -
     n = body.get("n", 1)
     if n not in (1, None):
         raise BadRequest("n must be 1: Fireside returns one answer per request", "n")
-    if body.get("tools") or body.get("functions"):
-        raise BadRequest("tools and functions are not supported yet", "tools")
+    if op != "chat" and (body.get("tools") or body.get("functions")):
+        raise BadRequest("tools are for /v1/chat/completions", "tools")
     if body.get("logprobs") not in (None, False, 0):
         raise BadRequest("logprobs are not supported", "logprobs")
     if body.get("echo"):
         raise BadRequest("echo is not supported", "echo")
     # OpenAI has no repetition penalty: neutral unless asked for, so temperature 0 is greedy.
     values: dict[str, Any] = {"repeat_penalty": 1.0, **read_structured(body)}
+    if op == "chat":
+        values.update(read_tools(body))
+        tools_on = values.get("tools") and values["tool_choice"] != "none"
+        if tools_on and ("json_schema" in values or "grammar" in values):
+            raise BadRequest(
+                "tools cannot be combined with response_format JSON or a grammar (a "
+                "forced call is already held to its function's schema)",
+                "response_format" if "json_schema" in values else "grammar",
+            )
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if max_tokens is not None:
         values["max_tokens"] = max_tokens

@@ -13,6 +13,7 @@ from models.errors import FiresideError
 from .errors import error_body
 from .feed import END, Feed
 from .openai_request import ParsedRequest
+from .tools import ToolDeltas, call_entry, notice_for, split_reply, tool_names, tool_piece
 
 
 def finish_reason(reason: str | None) -> str:
@@ -43,7 +44,8 @@ def header_text(text: str) -> str:
     return line.encode("latin-1", "replace").decode("latin-1")
 
 
-def collect(chunks: list[Any], req: ParsedRequest, op: str) -> Any:
+def collect(chunks: list[Any], req: ParsedRequest, op: str, notice: str | None = None) -> Any:
+    """The whole answer as one body; ``notice`` (the engine's) goes in X-Fireside-Notice."""
     from fastapi.responses import JSONResponse
 
     last = chunks[-1] if chunks else None
@@ -55,18 +57,24 @@ def collect(chunks: list[Any], req: ParsedRequest, op: str) -> Any:
     created = int(time.time())
     reason = finish_reason(last.finish_reason if last else None)
     if op == "chat":
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if (names := tool_names(req.params)) is not None:
+            content, calls, malformed = split_reply(text, names, req.params.parallel_tool_calls)
+            if calls:
+                message = {
+                    "role": "assistant",
+                    "content": content.strip() or None,
+                    "tool_calls": [call_entry(c) for c in calls],
+                }
+                reason = "tool_calls" if reason == "stop" else reason
+            notice = "; ".join(n for n in (notice, notice_for(malformed)) if n) or None
         body = {
             "id": f"chatcmpl-{secrets.token_hex(12)}",
             "object": "chat.completion",
             "created": created,
             "model": req.model,
             "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": None,
-                    "finish_reason": reason,
-                }
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
             ],
         }
     else:
@@ -80,7 +88,8 @@ def collect(chunks: list[Any], req: ParsedRequest, op: str) -> Any:
     body["usage"] = _usage(last)
     if (timings := _timings(last)) is not None:
         body["timings"] = timings
-    return JSONResponse(body)
+    headers = {"X-Fireside-Notice": header_text(notice)} if notice else None
+    return JSONResponse(body, headers=headers)
 
 
 async def sse(feed: Feed, first: Any, req: ParsedRequest, op: str) -> AsyncIterator[bytes]:
@@ -101,6 +110,18 @@ async def sse(feed: Feed, first: Any, req: ParsedRequest, op: str) -> AsyncItera
             return {"index": 0, "delta": {"content": text} if text else {}, "logprobs": None,
                     "finish_reason": reason}  # fmt: skip
         return {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
+
+    names = tool_names(req.params) if chat else None
+    calls = ToolDeltas(names, req.params.parallel_tool_calls) if names is not None else None
+
+    def pieces(text: str) -> list[dict]:
+        if calls is None:
+            return [piece(text)] if text else []
+        return [
+            piece(part) if isinstance(part, str) else tool_piece(part)
+            for part in calls.feed(text)
+            if part
+        ]
 
     try:
         if chat:
@@ -127,10 +148,20 @@ async def sse(feed: Feed, first: Any, req: ParsedRequest, op: str) -> AsyncItera
                 body = error_body(item.error or "the engine failed", kind="server_error")
                 yield f"data: {json.dumps(body)}\n\n".encode()
                 break
-            if item.text:
-                yield event([piece(item.text)])
+            for choice in pieces(item.text):
+                yield event([choice])
             if item.finish_reason is not None:
-                yield event([piece("", finish_reason(item.finish_reason))])
+                reason = finish_reason(item.finish_reason)
+                more: dict[str, Any] = {}
+                if calls is not None:
+                    for choice in [piece(t) if isinstance(t, str) else tool_piece(t)
+                                   for t in calls.finish() if t]:  # fmt: skip
+                        yield event([choice])
+                    if calls.count and reason == "stop":
+                        reason = "tool_calls"
+                    if calls.malformed:
+                        more["fireside_notice"] = notice_for(True)
+                yield event([piece("", reason)], **more)
                 if req.include_usage:
                     yield event([], usage=_usage(last))
                 break

@@ -61,7 +61,14 @@ def mlx_config(config: dict[str, Any]) -> dict[str, Any]:
             )
     else:
         fixed.setdefault("rope_theta", params["rope_theta"])
+    # kept among the rope parameters by transformers 5, read at the top level by mlx-lm
+    for key in ("partial_rotary_factor", "original_max_position_embeddings"):
+        if key in params:
+            fixed.setdefault(key, params[key])
     rope_type = params.get("rope_type") or params.get("type") or "default"
     if rope_type != "default" and not config.get("rope_scaling"):
-        fixed["rope_scaling"] = {k: v for k, v in params.items() if k != "rope_theta"}
+        scaling = {
+            k: v for k, v in params.items() if k not in ("rope_theta", "partial_rotary_factor")
+        }
+        fixed["rope_scaling"] = {**scaling, "type": rope_type}  # some mlx-lm models read "type"
     return fixed

@@ -145,8 +145,10 @@ def test_config_is_made_explicit_for_mlx_lm():
     cfg = {"rope_parameters": {"rope_theta": 5e5, "rope_type": "llama3", "factor": 8.0}}
     fixed = mlx_config(cfg)
     assert fixed["rope_theta"] == 5e5
-    assert fixed["rope_scaling"] == {"rope_type": "llama3", "factor": 8.0}
+    assert fixed["rope_scaling"] == {"rope_type": "llama3", "type": "llama3", "factor": 8.0}
     assert mlx_config({"rope_theta": 1e4}) == {"rope_theta": 1e4}
+    phi4_mini = {"rope_parameters": {"rope_theta": 1e4, "partial_rotary_factor": 0.75}}
+    assert mlx_config(phi4_mini)["partial_rotary_factor"] == 0.75
     # Gemma 3's per-layer-type parameters: the full layers' at the top, the sliding base apart
     per_layer = {
         "rope_parameters": {
@@ -156,7 +158,7 @@ def test_config_is_made_explicit_for_mlx_lm():
     }
     fixed = mlx_config(per_layer)
     assert fixed["rope_theta"] == 1e6 and fixed["rope_local_base_freq"] == 1e4
-    assert fixed["rope_scaling"] == {"rope_type": "linear", "factor": 8.0}
+    assert fixed["rope_scaling"] == {"rope_type": "linear", "type": "linear", "factor": 8.0}
     with pytest.raises(UnsupportedModel, match="per layer type"):
         mlx_config({"rope_parameters": {"sliding_attention": {"rope_theta": 1e4}}})
 

@@ -164,3 +164,31 @@ def test_engines_without_structured_output_refuse_by_name():
         ):
             with pytest.raises(InvalidParameters, match=f"the {word} engine cannot"):
                 next(cls(record).stream([{"role": "user", "content": "hi"}], params))
+
+
+def test_fireside_chat_json_schema(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from server_tools import ROOT
+
+    schema_file = tmp_path / "person.json"
+    schema_file.write_text(json.dumps(PERSON))
+    env = dict(os.environ, FIRESIDE_HOME=str(tmp_path / "home"))
+
+    def chat(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "app", "chat", "--temperature", "0", "--max-tokens", "120",
+             *args, "Describe a person and their pets."],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    out = chat("--json-schema", str(schema_file))
+    assert out.returncode == 0, out.stderr
+    jsonschema.validate(json.loads(out.stdout), PERSON)
+    out = chat("--json")
+    assert out.returncode == 0 and isinstance(json.loads(out.stdout), dict)
+    schema_file.write_text(json.dumps({"type": "object", "not": {}}))
+    out = chat("--json-schema", str(schema_file))
+    assert out.returncode != 0 and "'not'" in out.stderr and "Error" not in out.stderr

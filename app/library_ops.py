@@ -12,24 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from models import Catalog, ModelRecord
-
-
-def human_size(n: float) -> str:
-    if not n:
-        return "—"
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{int(n)} {unit}" if unit == "bytes" else f"{n:.1f} {unit}".replace(".0 ", " ")
-        n /= 1000
-    return str(n)
-
-
-def human_params(n: int | None) -> str:
-    if not n:
-        return "—"
-    if n >= 1e9:
-        return f"{n / 1e9:.1f}B"
-    return f"{n / 1e6:.0f}M"
+from models.sizes import size_cell
 
 
 @dataclass(frozen=True)
@@ -57,7 +40,7 @@ def describe_record(record: ModelRecord) -> str:
     """One line for the model picker: name · format quantization · size · fit."""
     fmt = record.format.upper() if record.format.startswith("gguf") else record.format
     quant = f" {record.quantization}" if record.quantization else ""
-    return f"{record.name} · {fmt}{quant} · {human_size(record.size_bytes)}"
+    return f"{record.name} · {fmt}{quant} · {size_cell(record.size_bytes)}"
 
 
 def import_model(

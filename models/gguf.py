@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import InvalidModelFile
+from .sizes import human_size
 
 MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -95,17 +96,6 @@ _ARCH_INT_SUFFIXES = (
 SPLIT_PATTERN = re.compile(
     r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE
 )
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{int(n)} {unit}" if unit == "bytes" else f"{n:.0f} {unit}"
-        n /= 1000
-    return str(n)
-
-
-_human = human_bytes  # the old private name
 
 
 def _corrupt(name: str, what: str) -> InvalidModelFile:
@@ -285,7 +275,7 @@ class _Budget:
         if self.kept > MAX_KEPT_BYTES:
             raise InvalidModelFile(
                 f"{self.name} has more metadata than Fireside accepts "
-                f"(over {human_bytes(MAX_KEPT_BYTES)}); it is probably corrupt"
+                f"(over {human_size(MAX_KEPT_BYTES)}); it is probably corrupt"
             )
 
 
@@ -537,7 +527,7 @@ def _parse(fh: BinaryIO, size: int, path: Path) -> GGUFInfo:
     end = data_offset + (tensors[-1].offset + tensors[-1].n_bytes if tensors else 0)
     if end > size:
         raise InvalidModelFile(
-            f"{r.name} is truncated: expected {human_bytes(end)} ({end} bytes), "
-            f"found {human_bytes(size)} ({size} bytes). Download or copy it again."
+            f"{r.name} is truncated: expected {human_size(end)} ({end} bytes), "
+            f"found {human_size(size)} ({size} bytes). Download or copy it again."
         )
     return GGUFInfo(path, version, size, alignment, data_offset, metadata, tuple(tensors), types)

@@ -21,7 +21,6 @@ from . import paths
 from .atomic import fsync_dir
 from .catalog import Catalog
 from .errors import Cancelled, FiresideError, InvalidModelFile, LibraryError
-from .gguf import human_bytes
 from .inspect import (
     _raise_empty,
     check_exists,
@@ -32,6 +31,7 @@ from .inspect import (
 )
 from .onnx_folder import file_hashes
 from .records import ModelRecord
+from .sizes import human_size
 from .work import Progress
 
 COPY_CHUNK = 8 * 1024 * 1024
@@ -172,8 +172,8 @@ def _check_space(total: int) -> None:
     free = shutil.disk_usage(target).free
     if total + DISK_MARGIN > free:
         raise LibraryError(
-            f"not enough disk space to copy the model: it needs {human_bytes(total)}, and "
-            f"{target} has {human_bytes(free)} free. Free some space, or import with --link "
+            f"not enough disk space to copy the model: it needs {human_size(total)}, and "
+            f"{target} has {human_size(free)} free. Free some space, or import with --link "
             "to use the files where they are"
         )
 

@@ -336,7 +336,7 @@ def test_the_fuzz_base_is_a_valid_header_of_a_truncated_file(
 ) -> None:
     path = tmp_path / "cut.gguf"
     path.write_bytes(real_header)
-    with pytest.raises(InvalidModelFile, match="truncated: expected 98 MB"):
+    with pytest.raises(InvalidModelFile, match="truncated: expected 98.4 MB"):
         read_gguf(path)
 
 

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from models.sizes import size_cell
+
 HELP = "Show this machine's hardware, the engines that work here, and what each model runs on."
 CPU_FLAGS = (
     "sse4_2",
@@ -193,10 +195,6 @@ def gather() -> dict[str, Any]:
     }
 
 
-def _gb(n: int | None) -> str:
-    return f"{n / 2**30:.1f} GiB" if n else "unknown"
-
-
 def _accel_lines(acc: dict[str, Any]) -> list[str]:
     cuda = acc["cuda"]
     if cuda is None:
@@ -204,7 +202,7 @@ def _accel_lines(acc: dict[str, Any]) -> list[str]:
     elif isinstance(cuda, str):
         cuda_text = cuda
     elif cuda:
-        cuda_text = ", ".join(f"{d['name']} ({_gb(d['memory_bytes'])})" for d in cuda)
+        cuda_text = ", ".join(f"{d['name']} ({size_cell(d['memory_bytes'])})" for d in cuda)
     else:
         cuda_text = "none"
     mps = acc["mps"]
@@ -225,7 +223,7 @@ def render(report: dict[str, Any]) -> str:
         "Machine",
         f"  CPU:    {cpu.get('model') or cpu['machine']} ({cores})",
         f"          features: {', '.join(cpu['features']) or 'none detected'}",
-        f"  Memory: {_gb(mem['total_bytes'])} total, {_gb(mem['available_bytes'])} available",
+        f"  Memory: {size_cell(mem['total_bytes'])} total, {size_cell(mem['available_bytes'])} available",
         *_accel_lines(report["accelerators"]),
         "",
         "Engines",

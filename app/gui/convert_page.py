@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.library_ops import human_size
 from models.records import HF_FORMATS
+from models.sizes import size_cell
 
 from .context import AppContext
 from .convert import (
@@ -173,7 +173,7 @@ class ConvertPage(QWidget):
         for record in catalog.list() if catalog is not None else []:
             if record.format in HF_FORMATS:
                 kind = "safetensors" if record.format == "hf-safetensors" else "PyTorch"
-                text = f"{record.name} · {kind} · {human_size(record.size_bytes)}"
+                text = f"{record.name} · {kind} · {size_cell(record.size_bytes)}"
                 box.addItem(text, record.id)
         if self.folder is not None and self.source_id is None:
             box.addItem(str(self.folder), str(self.folder))
@@ -305,7 +305,7 @@ class ConvertPage(QWidget):
             else:
                 verdict = fit(self.estimate_bytes, to)
                 self.estimate.setText(
-                    f"Expected size: about {human_size(self.estimate_bytes)} · "
+                    f"Expected size: about {size_cell(self.estimate_bytes)} · "
                     f"{FIT_WORDS.get(verdict, verdict)}"
                 )
         else:
@@ -319,14 +319,14 @@ class ConvertPage(QWidget):
 
     @staticmethod
     def _describe_source(folder: Path) -> str:
-        from app.library_ops import human_params
         from models.hf import read_hf_folder
+        from models.sizes import human_count
 
         ckpt = read_hf_folder(folder)
         weights = "safetensors" if ckpt.weight_format == "safetensors" else "PyTorch weights"
-        params = human_params(ckpt.parameter_count) if ckpt.parameter_count else ""
+        params = human_count(ckpt.parameter_count) if ckpt.parameter_count else ""
         parts = [ckpt.architecture or "", f"{params} parameters" if params else "",
-                 f"{human_size(ckpt.weight_bytes)} of {weights}"]  # fmt: skip
+                 f"{size_cell(ckpt.weight_bytes)} of {weights}"]  # fmt: skip
         return f"{folder.name}: " + ", ".join(p for p in parts if p)
 
     # -- progress and the result ------------------------------------------------------------
@@ -364,13 +364,13 @@ class ConvertPage(QWidget):
             self.verdict.setText(report.describe())
             self.numbers.setText(
                 f"Mean KL divergence {report.kl:.4f} · same top token {report.top1:.1%} · "
-                f"{report.tokens} tokens · {human_size(record.size_bytes)}"
+                f"{report.tokens} tokens · {size_cell(record.size_bytes)}"
             )
         else:
             self.verdict.setText(
                 f"No quality report: {result.report_problem}" if result.report_problem else ""
             )
-            self.numbers.setText(human_size(record.size_bytes))
+            self.numbers.setText(size_cell(record.size_bytes))
         if result.note:
             self.numbers.setText(self.numbers.text() + f" · note: {result.note}")
         self.result.setVisible(True)

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.library_ops import human_size
+from models.sizes import size_cell
 
 from .context import AppContext
 from .downloads import DownloadsController
@@ -322,7 +322,7 @@ class DiscoverPage(QWidget):
         if recommended:
             label = "★ " + label
         item = QTreeWidgetItem(
-            [label, human_size(offer.size), FIT_WORDS.get(offer.fit or "", "Unknown")]
+            [label, size_cell(offer.size), FIT_WORDS.get(offer.fit or "", "Unknown")]
         )
         files = "\n".join(offer.files)
         item.setToolTip(0, f"Recommended for this machine\n{files}" if recommended else files)

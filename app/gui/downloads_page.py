@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.library_ops import human_size
+from models.sizes import size_cell
 
 from .context import AppContext
 from .downloads import DownloadsController
@@ -147,16 +147,16 @@ class DownloadRow(QFrame):
         amount = ""
         if e.total:
             amount = (
-                f"{human_size(e.done)} of {human_size(e.total)}" if e.done else human_size(e.total)
+                f"{size_cell(e.done)} of {size_cell(e.total)}" if e.done else size_cell(e.total)
             )
         if state == "downloading":
             speed, left = ctl.rate(self.entry_id)
-            parts = [amount, f"{human_size(speed)}/s" if speed > 0 else "", duration(left)]
+            parts = [amount, f"{size_cell(speed)}/s" if speed > 0 else "", duration(left)]
             self.detail.setText(" · ".join(p for p in parts if p))
         elif state == "failed":
             self.detail.setText(e.error or "The download stopped.")
         elif state == "done":
-            self.detail.setText(f"{human_size(e.total)}, checked against the Hub's SHA-256.")
+            self.detail.setText(f"{size_cell(e.total)}, checked against the Hub's SHA-256.")
         elif state == "cancelled":
             self.detail.setText("Cancelled; its partial files were deleted.")
         else:
@@ -270,12 +270,12 @@ class DownloadsPage(QWidget):
             return
         done = sum(e.done for e in active)
         total = sum(e.total for e in active)
-        text = f"{len(active)} unfinished · {human_size(done) if done else '0 KB'} of {human_size(total)}"
+        text = f"{len(active)} unfinished · {size_cell(done) if done else '0 KB'} of {size_cell(total)}"
         running = self.controller.running_id()
         if running is not None:
             speed, left = self.controller.rate(running)
             if speed > 0:
-                text += f" · {human_size(speed)}/s"
+                text += f" · {size_cell(speed)}/s"
         if self.controller.waiting_for_network():
             text += " · offline mode is on: downloads wait until it is turned off"
         self.summary.setText(text)

@@ -23,10 +23,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.library_ops import describe_record, human_params, human_size, reveal_folder
+from app.library_ops import describe_record, reveal_folder
 from models import ModelRecord
 from models.errors import FiresideError
 from models.records import HF_FORMATS
+from models.sizes import human_count, size_cell
 
 from .context import AppContext
 from .library_jobs import LibraryJobs
@@ -162,8 +163,8 @@ class ModelsPage(QWidget):
                 rec.name,
                 rec.format,
                 rec.quantization or "—",
-                human_size(rec.size_bytes),
-                human_params(rec.parameters),
+                size_cell(rec.size_bytes),
+                human_count(rec.parameters),
                 f"{rec.context_length:,}" if rec.context_length else "—",
                 "…" if fit.verdict == "unknown" else fit.verdict,
                 rec.source,

@@ -420,11 +420,11 @@ class _Fetcher:
         except OSError:
             return
         if needed > free:
-            from ..gguf import human_bytes
+            from ..sizes import human_size
 
             raise DiskFull(
-                f"not enough disk space at {folder}: {human_bytes(needed)} more is needed, "
-                f"{human_bytes(free)} is free. Free some space (or point HF_HUB_CACHE elsewhere) "
+                f"not enough disk space at {folder}: {human_size(needed)} more is needed, "
+                f"{human_size(free)} is free. Free some space (or point HF_HUB_CACHE elsewhere) "
                 "and pull again"
             )
 

@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, build_type
 
 # Each module has ``register(subparsers)``; handlers import what they need when they run.
 COMMAND_MODULES = (
@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run language models on your own machine, offline. "
         "With no command, opens the Fireside window.",
     )
-    parser.add_argument("--version", action="version", version=f"fireside {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"fireside {__version__} ({build_type()})"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -482,7 +482,7 @@ def test_progress_line_shows_percent_speed_and_time_left() -> None:
     line(1_000_000, 4_000_000)
     line.end()
     last = stream.getvalue().split("\r")[-1]
-    assert "25.0%" in last and "1.0 MB / 4.0 MB" in last and "/s" in last
+    assert "25.0%" in last and "1 MB / 4 MB" in last and "/s" in last
     eta = last.split("ETA ")[1].strip()
     assert eta != "--:--" and eta.count(":") == 1
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from .models import human_size
+from models.sizes import size_cell
 
 SEARCH_HELP = "Search the Hugging Face Hub for models (most downloaded first)."
 PULL_HELP = "Download a model from the Hugging Face Hub into the library (resumable, verified)."
@@ -56,7 +56,7 @@ def _offers_line(result: Any) -> list[str]:
     for offer in result.offers:
         fit = f"  {offer.fit}" if offer.fit else ""
         split = f"  ({len(offer.files)} parts)" if offer.split else ""
-        lines.append(f"    {offer.label:<14} {human_size(offer.size):>9}{split}{fit}")
+        lines.append(f"    {offer.label:<14} {size_cell(offer.size):>9}{split}{fit}")
     return lines
 
 
@@ -102,8 +102,8 @@ class _ProgressLine:
         speed, left = self.meter.update(done, total)
         pct = 100.0 * done / total if total else 100.0
         text = (
-            f"  {pct:5.1f}%  {human_size(done)} / {human_size(total)}"
-            f"  {human_size(int(speed))}/s  ETA {_duration(left)}"
+            f"  {pct:5.1f}%  {size_cell(done)} / {size_cell(total)}"
+            f"  {size_cell(int(speed))}/s  ETA {_duration(left)}"
         )
         self.width = max(self.width, len(text))
         self.stream.write("\r" + text.ljust(self.width))
@@ -123,7 +123,7 @@ def run_pull(args: argparse.Namespace) -> int:
     )
     print(
         f"Pulling {plan.repo} {plan.label} @ {plan.revision[:12]}: "
-        f"{len(plan.files)} file(s), {human_size(plan.total)}",
+        f"{len(plan.files)} file(s), {size_cell(plan.total)}",
         file=sys.stderr,
     )
     line = None if args.quiet or not sys.stderr.isatty() else _ProgressLine(sys.stderr)
@@ -143,8 +143,8 @@ def run_pull(args: argparse.Namespace) -> int:
             line.end()
     rec = result.record
     print(
-        f"Added {rec.id} ({rec.format}, {human_size(rec.size_bytes)}); "
-        f"downloaded {human_size(result.downloaded_bytes)}, reused {human_size(result.reused_bytes)}."
+        f"Added {rec.id} ({rec.format}, {size_cell(rec.size_bytes)}); "
+        f"downloaded {size_cell(result.downloaded_bytes)}, reused {size_cell(result.reused_bytes)}."
     )
     print(f"Chat with it: fireside chat --model {rec.id}")
     return 0

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from models.sizes import human_count, size_cell
+
 HELP = "List and manage the models in your library."
 
 
@@ -18,26 +20,6 @@ def register(sub: Any) -> None:
     lp.set_defaults(handler=run_list)
     register_add_remote(msub)
     register_library(msub)
-
-
-def human_size(n: int | None) -> str:
-    if not n:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit in ("B", "KB") else f"{size:.1f} {unit}"
-        size /= 1000
-    return str(n)
-
-
-def human_count(n: int | None) -> str:
-    if not n:
-        return "-"
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f}{unit}".replace(".0", "")
-    return str(n)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -59,7 +41,7 @@ def run_list(args: argparse.Namespace) -> int:
                 r.format,
                 r.quantization or "-",
                 human_count(r.parameters),
-                human_size(r.size_bytes),
+                size_cell(r.size_bytes),
                 r.source,
             )
         )
@@ -187,7 +169,7 @@ def _print_record(r: Any) -> None:
         ("parameters", human_count(r.parameters)),
         ("quantization", r.quantization or "-"),
         ("bits/weight", f"{r.bits_per_weight:.2f}" if r.bits_per_weight else "-"),
-        ("size", human_size(r.size_bytes)),
+        ("size", size_cell(r.size_bytes)),
         ("context", str(r.context_length or "-")),
         ("chat template", "yes" if r.has_chat_template else "no"),
         ("source", r.source + (" (files owned by the library)" if r.owned else "")),
@@ -231,7 +213,7 @@ def run_show(args: argparse.Namespace) -> int:
     if details.get("files"):
         print("\nfiles:")
         for f in details["files"]:
-            print(f"  {f['path']}  ({human_size(f['size'])})")
+            print(f"  {f['path']}  ({size_cell(f['size'])})")
     if details.get("metadata"):
         print("\nmetadata:")
         for key, value in details["metadata"].items():
@@ -257,7 +239,7 @@ class _Bar:
         if pct != self.last:
             self.last = pct
             bar = "#" * (pct // 4)
-            print(f"\rcopying [{bar:<25}] {pct:3d}% of {human_size(total)}",
+            print(f"\rcopying [{bar:<25}] {pct:3d}% of {size_cell(total)}",
                   end="", file=sys.stderr, flush=True)  # fmt: skip
 
     def close(self) -> None:
@@ -290,7 +272,7 @@ def run_import(args: argparse.Namespace) -> int:
                 if r.owned and r.provenance.get("mode") == "copy"
                 else ("registered in place")
             )
-            print(f"{r.id}: {r.name} ({r.format}, {human_size(r.size_bytes)}) {how}")
+            print(f"{r.id}: {r.name} ({r.format}, {size_cell(r.size_bytes)}) {how}")
     return 0
 
 
@@ -314,7 +296,7 @@ def run_scan(args: argparse.Namespace) -> int:
         return 0
     print("Searched: " + ", ".join(result.searched))
     for r in result.added:
-        print(f"added {r.id}: {r.name} ({r.format}, {human_size(r.size_bytes)}) at {r.path}")
+        print(f"added {r.id}: {r.name} ({r.format}, {size_cell(r.size_bytes)}) at {r.path}")
     if result.known:
         print(f"{len(result.known)} model(s) were already in the library")
     for path, why in result.skipped:
@@ -350,13 +332,13 @@ def run_fit(args: argparse.Namespace) -> int:
     mem = est.memory
     at_once = f", {est.n_parallel} requests at once" if est.n_parallel > 1 else ""
     print(f"{est.model_id} at {est.n_ctx} tokens of context{at_once} ({est.engine}): {est.verdict}")
-    print(f"  weights        {human_size(est.weights)}")
+    print(f"  weights        {size_cell(est.weights)}")
     slots = f" for {est.n_parallel} slots" if est.n_parallel > 1 else ""
-    print(f"  KV cache       {human_size(est.kv_cache)} ({est.kv_dtype}{slots})")
-    print(f"  runtime        {human_size(est.overhead)}")
-    print(f"  peak, chatting {human_size(est.typical)}")
-    print(f"  peak, full context and a long prompt {human_size(est.worst)}")
-    print(f"  available      {human_size(mem.available)} of {human_size(mem.total)} {mem.device}")
+    print(f"  KV cache       {size_cell(est.kv_cache)} ({est.kv_dtype}{slots})")
+    print(f"  runtime        {size_cell(est.overhead)}")
+    print(f"  peak, chatting {size_cell(est.typical)}")
+    print(f"  peak, full context and a long prompt {size_cell(est.worst)}")
+    print(f"  available      {size_cell(mem.available)} of {size_cell(mem.total)} {mem.device}")
     for note in est.notes:
         print(f"  note: {note}")
     return 0

@@ -84,10 +84,10 @@ def start_xvfb(display: str) -> subprocess.Popen:
 
 
 def window_shown(display: str) -> bool:
-    """Whether a window titled Fireside is mapped on the X display."""
+    """Whether a window titled Fireside is mapped and viewable on the X display."""
     env = X_ENV | {"DISPLAY": display}
-    tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True, text=True)
-    return any('"Fireside' in line for line in tree.stdout.splitlines())
+    cmd = ["xdotool", "search", "--onlyvisible", "--name", "^Fireside"]
+    return subprocess.run(cmd, env=env, capture_output=True).returncode == 0
 
 
 def launch_window(exe: str, home: Path, display: str) -> subprocess.Popen:

@@ -62,8 +62,8 @@ def build_python() -> Path:
 
 @pytest.fixture(scope="module")
 def built() -> tuple[Path, str]:
-    for tool in ("Xvfb", "xwininfo", "import"):
-        assert shutil.which(tool), f"{tool} is needed (apt-get install xvfb x11-utils imagemagick)"
+    for tool in ("Xvfb", "xdotool", "import"):
+        assert shutil.which(tool), f"{tool} is needed (apt-get install xvfb xdotool imagemagick)"
     python = build_python()
     out = subprocess.run(
         [python, ROOT / "packaging" / "build.py"],

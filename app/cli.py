@@ -61,8 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return open_gui()
     try:
         return int(args.handler(args) or 0)
-    except FiresideError as exc:
-        print(f"fireside: {exc}", file=sys.stderr)
+    except (FiresideError, OSError, MemoryError) as exc:  # what a person can act on, in words
+        from models.errors import describe
+
+        print(f"fireside: {describe(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nfireside: interrupted", file=sys.stderr)

@@ -21,6 +21,7 @@ from . import paths
 from .atomic import fsync_dir
 from .catalog import Catalog
 from .errors import Cancelled, FiresideError, InvalidModelFile, LibraryError
+from .errors import describe as describe_error
 from .inspect import (
     _raise_empty,
     check_exists,
@@ -31,7 +32,7 @@ from .inspect import (
 )
 from .onnx_folder import file_hashes
 from .records import ModelRecord
-from .sizes import human_size
+from .space import require_space
 from .work import Progress
 
 COPY_CHUNK = 8 * 1024 * 1024
@@ -168,14 +169,13 @@ def _copy_size(path: Path, record: ModelRecord) -> int:
 
 
 def _check_space(total: int) -> None:
-    target = paths.models_dir()
-    free = shutil.disk_usage(target).free
-    if total + DISK_MARGIN > free:
-        raise LibraryError(
-            f"not enough disk space to copy the model: it needs {human_size(total)}, and "
-            f"{target} has {human_size(free)} free. Free some space, or import with --link "
-            "to use the files where they are"
-        )
+    require_space(
+        paths.models_dir(),
+        total + DISK_MARGIN,
+        doing="copying the model",
+        advice="Free some space, or import with --link to use the files where they are.",
+        error=LibraryError,
+    )
 
 
 def _copy_file(
@@ -203,7 +203,7 @@ def _copy_file(
             fout.flush()
             os.fsync(fout.fileno())
     except OSError as exc:
-        raise LibraryError(f"copying {src.name} failed: {exc.strerror or exc}") from None
+        raise LibraryError(f"copying {src.name} failed: {describe_error(exc)}") from None
     return digest.hexdigest()
 
 

@@ -13,5 +13,8 @@ class NotEnoughSpace(ConversionError):
     """The disk lacks room for the output; nothing was written."""
 
 
+CONVERT_ADVICE = "Free some space or choose another output folder (-o)."
+
+
 class QualityError(ConversionError):
     """The quality of a conversion could not be measured; the message says why."""

@@ -26,15 +26,15 @@ from typing import Any
 from models.errors import Cancelled, InvalidModelFile, UnsupportedModel
 from models.hf import HFCheckpoint, read_hf_folder, require_architecture
 from models.records import ModelRecord
+from models.space import require_space
 from models.work import Progress
 
-from .errors import ConversionError, NotEnoughSpace
+from .errors import CONVERT_ADVICE, ConversionError, NotEnoughSpace
 from .mlx_config import mlx_config
 
 MLX_CONVERTER_VERSION = "fireside-mlx 1"
 GROUP_SIZES = (32, 64, 128)
 DEFAULT_GROUP_SIZE = 64
-SPACE_MARGIN = 32 * 1024 * 1024
 POLL_S = 0.1
 
 # The architectures whose mlx-lm model class we have checked against transformers' config
@@ -228,7 +228,14 @@ def _run_child(
         kind, _, text = error.partition(": ")
         if kind == "MemoryError":
             raise ConversionError("the MLX converter ran out of memory; nothing was kept")
-        raise ConversionError(f"mlx-lm could not convert the model ({error}); nothing was kept")
+        if kind in ("OSError", "RuntimeError") and "write" in text.lower():
+            raise NotEnoughSpace(  # mlx reports a full disk as "[write] Unable to write ..."
+                f"the MLX converter could not write its output (is the disk full?); "
+                f"nothing was kept. {CONVERT_ADVICE}"
+            )
+        raise ConversionError(
+            f"mlx-lm could not convert the model ({text or kind}); nothing was kept"
+        )
     raise ConversionError(
         f"the MLX converter stopped unexpectedly (exit status {child.returncode}): "
         + " / ".join(tail[-3:])
@@ -325,14 +332,13 @@ def convert_mlx(
     if final.exists():
         raise ConversionError(f"{final} already exists; choose another output name (-o)")
     final.parent.mkdir(parents=True, exist_ok=True)
-    needed = estimated_bytes(ckpt, mtype, group) + SPACE_MARGIN
-    free = shutil.disk_usage(final.parent).free
-    if free < needed:
-        raise NotEnoughSpace(
-            f"not enough free disk space in {final.parent}: the conversion needs about "
-            f"{needed / 1e9:.2f} GB, {free / 1e9:.2f} GB are free. "
-            f"Free some space or choose another output folder (-o)."
-        )
+    require_space(
+        final.parent,
+        estimated_bytes(ckpt, mtype, group),
+        doing="the conversion",
+        advice=CONVERT_ADVICE,
+        error=NotEnoughSpace,
+    )
     total = len(STAGES)
     reached = 0
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,17 +23,17 @@ from models.atomic import atomic_path
 from models.errors import Cancelled, InvalidModelFile
 from models.gguf import read_gguf
 from models.hf import HFCheckpoint, read_hf_folder
+from models.space import require_space
 from models.work import Progress
 
 from .arch import Architecture, architecture_for
-from .errors import ConversionError, NotEnoughSpace
+from .errors import CONVERT_ADVICE, ConversionError, NotEnoughSpace
 from .kquant_rules import MIXES, ModelShape, choose_types, loader_order
 from .sources import TensorSource, as_bf16, as_f16, as_f32, open_source
 from .types import CONVERTER_VERSION, OutputType, output_type
 from .vocab import write_tokenizer
 
 Q = gguf.GGMLQuantizationType
-SPACE_MARGIN = 32 * 1024 * 1024
 CHUNK_BYTES = 16 * 1024 * 1024  # float32 working set per piece of a large tensor
 # (type, float32 rows, name, expert index in a stacked tensor) -> blocks
 Quantize = Callable[[Q, np.ndarray, str, int], np.ndarray]
@@ -253,13 +252,9 @@ def _write_gguf(
 
 
 def _check_space(folder: Path, needed: int) -> None:
-    free = shutil.disk_usage(folder).free
-    if free < needed + SPACE_MARGIN:
-        raise NotEnoughSpace(
-            f"not enough free disk space in {folder}: the conversion needs about "
-            f"{(needed + SPACE_MARGIN) / 1e9:.2f} GB, {free / 1e9:.2f} GB are free. "
-            f"Free some space or choose another output folder (-o)."
-        )
+    require_space(
+        folder, needed, doing="the conversion", advice=CONVERT_ADVICE, error=NotEnoughSpace
+    )
 
 
 def _verify(path: Path, plan: list[PlannedTensor], arch_name: str) -> None:

@@ -28,6 +28,7 @@ from models.work import Progress
 from .. import paths
 from ..errors import Cancelled
 from ..records import ModelRecord, slugify
+from ..space import require_space
 from .config import cache_dir, endpoint
 from .errors import DiskFull, DownloadVerificationFailed, HubBadListing, HubUnreachable
 from .listing import LARGE_FILE, GGUFVariant, RemoteFile, RepoListing, check_filename, select_files
@@ -415,18 +416,13 @@ class _Fetcher:
 
     @staticmethod
     def _check_space(folder: Path, needed: int) -> None:
-        try:
-            free = shutil.disk_usage(folder).free
-        except OSError:
-            return
-        if needed > free:
-            from ..sizes import human_size
-
-            raise DiskFull(
-                f"not enough disk space at {folder}: {human_size(needed)} more is needed, "
-                f"{human_size(free)} is free. Free some space (or point HF_HUB_CACHE elsewhere) "
-                "and pull again"
-            )
+        require_space(
+            folder,
+            needed,
+            doing="the rest of the download",
+            advice="Free some space (or point HF_HUB_CACHE elsewhere) and pull again.",
+            error=DiskFull,
+        )
 
 
 # -- pull ---------------------------------------------------------------------------------

@@ -26,21 +26,27 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DIST = ROOT / "dist"
 WORK = ROOT / "build" / "pyinstaller"
-BUNDLE = DIST / "fireside"
+BUNDLE = DIST / "fireside"  # the GGUF build; --full builds into dist/full/fireside
 DESKTOP = ROOT / "assets" / "fireside.desktop"
 X_ENV = {"PATH": "/usr/bin:/bin"}
+
+
+def bundle_dir(full: bool) -> Path:
+    return DIST / "full" / "fireside" if full else BUNDLE
 
 
 def build(full: bool) -> Path:
     env = dict(os.environ, FIRESIDE_BUILD="bundle-full" if full else "bundle-gguf")
     spec = ROOT / "packaging" / "fireside.spec"
+    dist = bundle_dir(full).parent
     cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean"]
-    cmd += ["--distpath", str(DIST), "--workpath", str(WORK), str(spec)]
+    cmd += ["--distpath", str(dist), "--workpath", str(WORK / dist.name), str(spec)]
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+    bundle = bundle_dir(full)
     if sys.platform.startswith("linux"):
-        shutil.copy2(DESKTOP, BUNDLE / "fireside.desktop")
-        shutil.copy2(ROOT / "assets" / "fireside-256.png", BUNDLE / "fireside.png")
-    return BUNDLE
+        shutil.copy2(DESKTOP, bundle / "fireside.desktop")
+        shutil.copy2(ROOT / "assets" / "fireside-256.png", bundle / "fireside.png")
+    return bundle
 
 
 def folder_size(path: Path) -> int:
@@ -132,7 +138,7 @@ def time_to_window(exe: str, home: Path, display: str) -> float:
         stop(proc)
 
 
-def smoke(bundle: Path, shot: Path, display: str = ":98") -> dict[str, object]:
+def smoke(bundle: Path, shot: Path, full: bool = False, display: str = ":98") -> dict[str, object]:
     exe = str(bundle / "fireside")
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="fireside-bundle-home-") as tmp:
@@ -143,6 +149,10 @@ def smoke(bundle: Path, shot: Path, display: str = ":98") -> dict[str, object]:
         d = run_clean([exe, "doctor"], home, 120)
         assert d.returncode == 0 and "(bundle-" in d.stdout, (d.stdout, d.stderr)
         results["doctor"] = d.stdout.splitlines()[0]
+        if full:
+            torch = [line for line in d.stdout.splitlines() if line.strip().startswith("torch ")]
+            assert torch and "ready" in torch[0], d.stdout
+            results["torch"] = torch[0].strip()[:120]
         c = run_clean([exe, "chat", "Say hello.", "--max-tokens", "8"], home, 180)
         assert c.returncode == 0 and c.stdout.strip(), (c.stdout, c.stderr)
         results["chat"] = c.stdout.strip()
@@ -196,21 +206,23 @@ def main(argv: list[str] | None = None) -> int:
         help="also time start-up against this pip-installed fireside command (5 rounds)",
     )
     args = parser.parse_args(argv)
+    bundle = bundle_dir(args.full)
     if not args.no_build:
         t0 = time.perf_counter()
         build(args.full)
-        print(f"built {BUNDLE} in {time.perf_counter() - t0:.0f} s")
-    print(f"bundle {BUNDLE}: {folder_size(BUNDLE) / 1e6:.0f} MB unpacked")
+        print(f"built {bundle} in {time.perf_counter() - t0:.0f} s")
+    print(f"bundle {bundle}: {folder_size(bundle) / 1e6:.0f} MB unpacked")
     if not sys.platform.startswith("linux"):
         return 0
     if not args.no_build:
-        tarball = archive(BUNDLE, args.full)
+        tarball = archive(bundle, args.full)
         print(f"archive {tarball}: {tarball.stat().st_size / 1e6:.0f} MB")
     if not args.no_smoke:
-        for key, value in smoke(BUNDLE, DIST / "fireside-window.png").items():
+        shot = bundle.parent / "fireside-window.png"
+        for key, value in smoke(bundle, shot, args.full).items():
             print(f"{key}: {value}")
     if args.compare_pip:
-        compare_start(BUNDLE, args.compare_pip, 5)
+        compare_start(bundle, args.compare_pip, 5)
     return 0
 
 

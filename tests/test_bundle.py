@@ -123,7 +123,8 @@ def test_bundle_keeps_data_where_pip_does(built):
 
 
 def test_bundle_tarball_unpacks_and_runs(built, tmp_path):
-    tarball = next(bundle_build.DIST.glob("fireside-*-linux-*.tar.gz"))
+    tarballs = bundle_build.DIST.glob("fireside-*-linux-*.tar.gz")
+    tarball = next(t for t in tarballs if not t.name.endswith("-full.tar.gz"))
     with tarfile.open(tarball) as tar:
         tar.extractall(tmp_path, filter="tar")
     run = bundle_build.run_clean(

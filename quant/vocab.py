@@ -53,20 +53,46 @@ def bpe_pre_name(tokenizer: dict[str, Any]) -> str:
 
 
 def _hf_add_flags(folder: Path, bos_id: int | None, eos_id: int | None) -> dict[str, bool]:
-    """Whether the HF tokenizer itself adds BOS/EOS, found by asking it (tokenizers library)."""
+    """Whether the HF tokenizer itself adds BOS/EOS, found by asking it (tokenizers library);
+    where it cannot be asked, read from the post-processor its tokenizer.json declares."""
     try:
         from tokenizers import Tokenizer
-    except ImportError:
-        return {}
-    try:
+
         tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         ids = tok.encode("a", add_special_tokens=True).ids
-    except Exception:
-        return {}
+    except ImportError:
+        ids = None
+    except Exception as exc:  # e.g. a newer tokenizer.json than the installed library reads
+        raise InvalidModelFile(
+            f"the tokenizers library cannot read this folder's tokenizer.json ({exc}); "
+            "update it with `pip install -U tokenizers`, or check that the file is complete"
+        ) from None
+    if ids is None:
+        ids = _post_processor_ids(folder / "tokenizer.json")
+        if ids is None:
+            return {}  # no post-processor: the flags in tokenizer_config.json decide
     return {
         "bos": bool(ids) and bos_id is not None and ids[0] == bos_id,
         "eos": bool(ids) and eos_id is not None and ids[-1] == eos_id and len(ids) > 1,
     }
+
+
+def _post_processor_ids(path: Path) -> list[int] | None:
+    """The ids a TemplateProcessing post-processor puts around one sequence (-1 for the text),
+    or None when the file declares none."""
+    proc = json.loads(path.read_text(encoding="utf-8")).get("post_processor") or {}
+    procs = proc.get("processors", [proc]) if proc.get("type") == "Sequence" else [proc]
+    for one in procs:
+        if one.get("type") != "TemplateProcessing":
+            continue
+        out: list[int] = []
+        for piece in one.get("single", []):
+            if "SpecialToken" in piece:
+                out += one["special_tokens"][piece["SpecialToken"]["id"]]["ids"]
+            else:
+                out.append(-1)
+        return out
+    return None
 
 
 def _bpe_tokens(folder: Path, tokenizer: dict[str, Any], vocab_size: int):

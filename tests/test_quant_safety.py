@@ -212,3 +212,33 @@ def test_not_enough_space_is_a_plain_refusal(tmp_path: Path) -> None:
     _check_space(tmp_path, 1024)  # a small need fits
     with pytest.raises(NotEnoughSpace, match="not enough free disk space.*-o"):
         _check_space(tmp_path, 10**18)
+
+
+def test_bos_flag_read_from_the_post_processor_when_the_library_cannot_be_asked(
+    tmp_path: Path,
+) -> None:
+    from quant import vocab
+
+    proc = {
+        "type": "Sequence",
+        "processors": [
+            {"type": "ByteLevel"},
+            {
+                "type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": "<s>"}}, {"Sequence": {"id": "A"}}],
+                "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}},
+            },
+        ],
+    }
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"post_processor": proc}))
+    assert vocab._post_processor_ids(tmp_path / "tokenizer.json") == [1, -1]
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"post_processor": None}))
+    assert vocab._post_processor_ids(tmp_path / "tokenizer.json") is None
+
+
+def test_a_tokenizer_json_the_library_cannot_read_is_refused_in_words(tmp_path: Path) -> None:
+    from quant import vocab
+
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"model": {"type": "FutureModel"}}))
+    with pytest.raises(InvalidModelFile, match="cannot read this folder's tokenizer.json"):
+        vocab._hf_add_flags(tmp_path, 1, 2)

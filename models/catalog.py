@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 import threading
 from pathlib import Path
@@ -72,7 +73,7 @@ class Catalog:
             row = self._conn.execute("SELECT * FROM models WHERE path=?", (key,)).fetchone()
         return ModelRecord.from_row(row) if row else None
 
-    def find_by_origin(self, origin: str | Path) -> list[ModelRecord]:
+    def find_by_origin(self, origin: str | Path) -> builtins.list[ModelRecord]:
         """Models registered or copied from ``origin`` (the path the user imported)."""
         key = str(paths.canonical_path(origin))
         with self._lock:

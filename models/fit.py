@@ -172,7 +172,8 @@ def gguf_architecture(metadata: dict[str, Any]) -> Architecture:
 
 
 def hf_architecture(config: dict[str, Any]) -> Architecture:
-    c = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    text = config.get("text_config")
+    c: dict[str, Any] = text if isinstance(text, dict) else config
     n_layers = _int(c.get("num_hidden_layers"))
     n_embd = _int(c.get("hidden_size"))
     n_head = _int(c.get("num_attention_heads"))
@@ -312,7 +313,8 @@ def _shape_and_weights(record: ModelRecord) -> tuple[Architecture, int, int | No
     a = hf_architecture(config)
     ckpt = read_hf_folder(path)
     weights = ckpt.weight_bytes
-    c = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    text = config.get("text_config")
+    c: dict[str, Any] = text if isinstance(text, dict) else config
     return a, weights, _int(c.get("max_position_embeddings"))
 
 

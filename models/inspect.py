@@ -327,6 +327,7 @@ def _describe_folder(folder: Path, source: str) -> ModelRecord:
     ckpt = read_hf_folder(folder)
     tc = text_config(config)
     q = mlx_quantization(config)
+    quant: str | None
     if q is not None:
         bits = int(q["bits"])
         _check_mlx_layout(ckpt, bits)
@@ -336,7 +337,7 @@ def _describe_folder(folder: Path, source: str) -> ModelRecord:
         fmt, params = ckpt.format, ckpt.parameter_count
         if fmt == "hf-safetensors" and _written_by_mlx(ckpt):
             fmt = "mlx"  # an unquantized (bf16/f16) MLX folder: same files, MLX's layout
-        dtype = config.get("dtype") or config.get("torch_dtype") or tc.get("dtype")
+        dtype: Any = config.get("dtype") or config.get("torch_dtype") or tc.get("dtype")
         if not isinstance(dtype, str) and ckpt.tensors:
             counts: dict[str, int] = {}
             for t in ckpt.tensors.values():

@@ -68,7 +68,7 @@ def _fields(buf: Any, pos: int, end: int):
             n, pos = _varint(buf, pos, end)
             if pos + n > end:
                 raise _Damaged
-            value, pos = (pos, pos + n), pos + n
+            value, pos = (pos, pos + n), pos + n  # type: ignore[assignment]
         elif wire == 1:
             value, pos = None, pos + 8
         elif wire == 5:

@@ -66,7 +66,7 @@ def _set_hub_switch(value: bool) -> None:
 
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:
-        constants.HF_HUB_OFFLINE = value
+        constants.HF_HUB_OFFLINE = value  # type: ignore[attr-defined]
 
 
 def enforce_offline() -> None:

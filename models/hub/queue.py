@@ -339,7 +339,7 @@ class DownloadQueue:
             if pointer.exists() or pointer.is_symlink():
                 found.append(pointer)
                 complete = pointer.exists()
-        for etag in {f.get("sha256"), f.get("blob_id")} - {None, ""}:
+        for etag in {str(f.get("sha256") or ""), str(f.get("blob_id") or "")} - {""}:
             for blob in (folder / "blobs" / etag, folder / "blobs" / f"{etag}.incomplete"):
                 if blob.exists():
                     found.append(blob)

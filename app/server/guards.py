@@ -35,6 +35,13 @@ def split_host_header(value: str) -> str:
     return value
 
 
+def _refusal(scope: Scope, message: str, kind: str) -> dict:
+    """The error body in the shape of the API asked (Anthropic's for /v1/messages)."""
+    if scope.get("path", "").startswith("/v1/messages"):
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    return error_body(message, kind=kind)
+
+
 async def _send_json(send: Callable, status: int, body: dict) -> None:
     data = json.dumps(body).encode()
     await send(
@@ -80,10 +87,11 @@ class HostOriginGuard:
             return await _send_json(
                 send,
                 403,
-                error_body(
+                _refusal(
+                    scope,
                     "this server only answers requests addressed to localhost or a loopback "
                     "address (the Host header names another machine)",
-                    kind="permission_error",
+                    "permission_error",
                 ),
             )
         origin = _header(scope, b"origin")
@@ -95,23 +103,29 @@ class HostOriginGuard:
             return await _send_json(
                 send,
                 403,
-                error_body(
+                _refusal(
+                    scope,
                     f"requests from web pages at {origin} are not allowed; start the server "
                     f"with --cors-origin {origin} to allow them",
-                    kind="permission_error",
+                    "permission_error",
                 ),
             )
         return await self.app(scope, receive, send)
 
 
 class ApiKeyGuard:
-    """Every request must carry ``Authorization: Bearer KEY`` (compared in constant time)."""
+    """Every request must carry ``Authorization: Bearer KEY``, or ``x-api-key: KEY`` as
+    Anthropic's clients send it (compared in constant time)."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
         self.expected = api_key.encode("utf-8")
 
-    def key_ok(self, header: str | None) -> bool:
+    def key_ok(self, header: str | None, x_api_key: str | None = None) -> bool:
+        if x_api_key and hmac.compare_digest(
+            x_api_key.strip().encode("utf-8", "replace"), self.expected
+        ):
+            return True
         if not header:
             return False
         scheme, _, token = header.partition(" ")
@@ -120,13 +134,17 @@ class ApiKeyGuard:
         return hmac.compare_digest(token.strip().encode("utf-8", "replace"), self.expected)
 
     async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "http" and not self.key_ok(_header(scope, b"authorization")):
+        if scope["type"] == "http" and not self.key_ok(
+            _header(scope, b"authorization"), _header(scope, b"x-api-key")
+        ):
             return await _send_json(
                 send,
                 401,
-                error_body(
-                    "this server needs an API key: send it as 'Authorization: Bearer KEY'",
-                    kind="authentication_error",
+                _refusal(
+                    scope,
+                    "this server needs an API key: send it as 'Authorization: Bearer KEY' "
+                    "(or 'x-api-key: KEY')",
+                    "authentication_error",
                 ),
             )
         return await self.app(scope, receive, send)
@@ -178,7 +196,7 @@ def guarded(app: ASGIApp, config: ServerConfig) -> ASGIApp:
             app,
             allow_origins=list(config.cors_origins),
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "x-api-key", "anthropic-version"],
             max_age=600,
         )
     return HostOriginGuard(app, config)

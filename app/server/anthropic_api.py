@@ -7,66 +7,18 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
 
 from models.errors import FiresideError
 
-from .anthropic_map import StopWatcher, error_body, stop_reason, to_chat_body, tool_block
+from .anthropic_map import error_body, stop_reason, to_chat_body, tool_block
 from .context import Context, raise_for
 from .errors import BadRequest
-from .feed import END
 from .guards import read_json
 from .openai_request import parse_request
-from .tools import ToolDeltas, notice_for, tool_names
-
-
-async def _pieces(feed: Any, first: Any, req: Any, watch: StopWatcher) -> AsyncIterator[tuple]:
-    """The answer as ("text", str), ("tool", call), then ("end", finish, last chunk, notice);
-    or ("error", message) when the engine fails part way."""
-    names = tool_names(req.params)
-    calls = ToolDeltas(names, req.params.parallel_tool_calls) if names is not None else None
-
-    def split(text: str) -> list[tuple]:
-        if not text:
-            return []
-        if calls is None:
-            return [("text", text)]
-        return [
-            ("text", p) if isinstance(p, str) else ("tool", p[1]) for p in calls.feed(text) if p
-        ]
-
-    item, last = first, first
-    while True:
-        if isinstance(item, BaseException):
-            from models.errors import describe
-
-            yield ("error", describe(item))
-            return
-        if item is END:
-            break
-        last = item
-        if item.finish_reason == "error":
-            yield ("error", item.error or "the engine failed")
-            return
-        for piece in split(watch.feed(item.text)):
-            yield piece
-        if watch.matched is not None:
-            feed.cancel()  # the text ended at a stop sequence: the rest is not wanted
-            break
-        if item.finish_reason is not None:
-            break
-        item = await feed.next()
-    for piece in split(watch.finish()):
-        yield piece
-    if calls is not None:
-        for p in calls.finish():
-            if p:
-                yield ("text", p) if isinstance(p, str) else ("tool", p[1])
-    finish = "stop" if watch.matched is not None else last.finish_reason
-    yield ("end", finish, last, notice_for(bool(calls and calls.malformed)))
+from .pieces import StopWatcher, pieces
 
 
 def _usage(chunk: Any) -> dict[str, int]:
@@ -84,7 +36,7 @@ async def _stream(feed: Any, first: Any, req: Any, watch: StopWatcher, ident: st
     index, text_open, used_tools = 0, False, False
     try:
         yield _sse("message_start", {"message": message})
-        async for piece in _pieces(feed, first, req, watch):
+        async for piece in pieces(feed, first, req, watch):
             if piece[0] == "text":
                 if not text_open:
                     block = {"type": "text", "text": ""}
@@ -126,7 +78,7 @@ async def _collect(feed: Any, first: Any, req: Any, watch: StopWatcher, ident: s
 
     content: list[dict[str, Any]] = []
     try:
-        async for piece in _pieces(feed, first, req, watch):
+        async for piece in pieces(feed, first, req, watch):
             if piece[0] == "text":
                 if content and content[-1]["type"] == "text":
                     content[-1]["text"] += piece[1]

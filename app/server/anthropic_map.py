@@ -3,8 +3,8 @@
 ``tool_use`` / ``tool_result`` blocks, tools, ``tool_choice``), and the answer's pieces come
 back as Anthropic content blocks, stop reasons and errors.
 
-Stop sequences are watched here rather than in the engine, because Anthropic's answer says
-which one ended the text (``stop_sequence``); the answer is cancelled when one appears.
+Stop sequences are watched by the API (pieces.StopWatcher) rather than the engine, because
+Anthropic's answer says which one ended the text (``stop_sequence``).
 """
 
 from __future__ import annotations
@@ -167,37 +167,6 @@ def to_chat_body(body: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]
             out[name] = body[name]
     out.update(_tools(body.get("tools"), body.get("tool_choice")))
     return out, tuple(stops)
-
-
-class StopWatcher:
-    """Text in, text out up to the first stop sequence (``matched`` then names it); the end
-    of the text that could begin one is held back until it is known."""
-
-    def __init__(self, stops: tuple[str, ...]) -> None:
-        self.stops, self.pending, self.matched = stops, "", None
-
-    def feed(self, text: str) -> str:
-        if not self.stops or self.matched is not None:
-            return text if self.matched is None else ""
-        self.pending += text
-        hits = [(i, s) for s in self.stops if (i := self.pending.find(s)) >= 0]
-        if hits:
-            cut, self.matched = min(hits)
-            out, self.pending = self.pending[:cut], ""
-            return out
-        keep = 0
-        for s in self.stops:
-            for k in range(min(len(s) - 1, len(self.pending)), 0, -1):
-                if s.startswith(self.pending[-k:]):
-                    keep = max(keep, k)
-                    break
-        out = self.pending[: len(self.pending) - keep]
-        self.pending = self.pending[len(self.pending) - keep :]
-        return out
-
-    def finish(self) -> str:
-        out, self.pending = self.pending, ""
-        return out
 
 
 def stop_reason(finish: str | None, used_tools: bool, matched: str | None) -> str:

@@ -1,0 +1,91 @@
+"""An answer as the API shapes that are not OpenAI's chat write it: text pieces and whole
+tool calls in order, then its end (finish reason, last chunk, notice); and the watcher that
+ends the text at a stop sequence and says which one (Anthropic's ``stop_sequence``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .feed import END
+from .tools import ToolDeltas, notice_for, tool_names
+
+
+class StopWatcher:
+    """Text in, text out up to the first stop sequence (``matched`` then names it); the end
+    of the text that could begin one is held back until it is known."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops, self.pending, self.matched = stops, "", None
+
+    def feed(self, text: str) -> str:
+        if not self.stops or self.matched is not None:
+            return text if self.matched is None else ""
+        self.pending += text
+        hits = [(i, s) for s in self.stops if (i := self.pending.find(s)) >= 0]
+        if hits:
+            cut, self.matched = min(hits)
+            out, self.pending = self.pending[:cut], ""
+            return out
+        keep = 0
+        for s in self.stops:
+            for k in range(min(len(s) - 1, len(self.pending)), 0, -1):
+                if s.startswith(self.pending[-k:]):
+                    keep = max(keep, k)
+                    break
+        out = self.pending[: len(self.pending) - keep]
+        self.pending = self.pending[len(self.pending) - keep :]
+        return out
+
+    def finish(self) -> str:
+        out, self.pending = self.pending, ""
+        return out
+
+
+async def pieces(
+    feed: Any, first: Any, req: Any, watch: StopWatcher | None = None
+) -> AsyncIterator[tuple]:
+    """The answer as ("text", str), ("tool", call), then ("end", finish, last chunk, notice);
+    or ("error", message) when the engine fails part way."""
+    watch = watch or StopWatcher(())
+    names = tool_names(req.params)
+    calls = ToolDeltas(names, req.params.parallel_tool_calls) if names is not None else None
+
+    def split(text: str) -> list[tuple]:
+        if not text:
+            return []
+        if calls is None:
+            return [("text", text)]
+        return [
+            ("text", p) if isinstance(p, str) else ("tool", p[1]) for p in calls.feed(text) if p
+        ]
+
+    item, last = first, first
+    while True:
+        if isinstance(item, BaseException):
+            from models.errors import describe
+
+            yield ("error", describe(item))
+            return
+        if item is END:
+            break
+        last = item
+        if item.finish_reason == "error":
+            yield ("error", item.error or "the engine failed")
+            return
+        for piece in split(watch.feed(item.text)):
+            yield piece
+        if watch.matched is not None:
+            feed.cancel()  # the text ended at a stop sequence: the rest is not wanted
+            break
+        if item.finish_reason is not None:
+            break
+        item = await feed.next()
+    for piece in split(watch.finish()):
+        yield piece
+    if calls is not None:
+        for p in calls.finish():
+            if p:
+                yield ("text", p) if isinstance(p, str) else ("tool", p[1])
+    finish = "stop" if watch.matched is not None else last.finish_reason
+    yield ("end", finish, last, notice_for(bool(calls and calls.malformed)))

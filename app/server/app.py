@@ -10,14 +10,14 @@ from starlette.requests import Request
 
 from app import __version__
 
-from . import anthropic_api, embeddings, openai_api
+from . import anthropic_api, embeddings, openai_api, responses_api
 from .config import ServerConfig
 from .context import Context
 from .errors import BadRequest, ClientGone, error_body
 from .guards import ASGIApp, guarded
 
 # Each API shape is a module with ``register(api, ctx)``; a new one is added here.
-API_SHAPES = (openai_api, embeddings, anthropic_api)
+API_SHAPES = (openai_api, embeddings, anthropic_api, responses_api)
 
 
 def create_app(config: ServerConfig, host: Any, catalog: Any) -> ASGIApp:

@@ -194,7 +194,8 @@ def _run_child(
 
     reader = threading.Thread(target=pump, name="mlx-convert-output", daemon=True)
     reader.start()
-    bpw_line, error, tail = None, None, []
+    bpw_line, error = None, None
+    tail: list[str] = []
     try:
         finished = False
         while not finished:

@@ -94,6 +94,9 @@ class _Result:
     def shapes(self, names: list[str]) -> dict[str, tuple[int, ...] | None]:
         raise NotImplementedError
 
+    def weights(self, names: list[str]) -> Iterator[tuple[str, np.ndarray]]:
+        raise NotImplementedError
+
     def check(self, expected: dict[str, tuple[int, ...]]) -> None:
         for name, shape in self.shapes(list(expected)).items():
             if shape != expected[name]:

@@ -226,11 +226,14 @@ def _write_gguf(
         w.write_ti_data_to_file()
         extras = arch.extra_tensors()
         last_use = {name: i for i, p in enumerate(plan) for name in p.sources}
+        assert w.fout is not None  # the header above opened it
         fout = w.fout[0]
         for index, p in enumerate(plan):
             check_cancel()
             fout.write(b"\0" * (-fout.tell() % w.data_alignment))
-            pieces = [(n, src.tensors[n].kind) for n in p.sources] or [(None, "F32")]
+            pieces: list[tuple[str | None, str]] = [
+                (n, src.tensors[n].kind) for n in p.sources
+            ] or [(None, "F32")]
             written = 0
             for expert, (source, kind) in enumerate(pieces):
                 data = extras[p.name] if source is None else src.read(source)

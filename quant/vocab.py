@@ -137,7 +137,7 @@ def _spm_proto(folder: Path) -> Any:
             "converting a SentencePiece tokenizer needs the sentencepiece and protobuf "
             "packages (pip install 'fireside[torch]')"
         ) from None
-    proto = model_pb2.ModelProto()
+    proto = model_pb2.ModelProto()  # type: ignore[attr-defined]
     try:
         proto.ParseFromString((folder / "tokenizer.model").read_bytes())
     except (OSError, DecodeError):
@@ -147,7 +147,8 @@ def _spm_proto(folder: Path) -> Any:
             "tokenizer.model is not a readable SentencePiece model; the folder looks damaged"
         )
     if proto.trainer_spec.model_type != _SPM_BPE:
-        kind = model_pb2.TrainerSpec.ModelType.Name(proto.trainer_spec.model_type)
+        spec = model_pb2.TrainerSpec  # type: ignore[attr-defined]
+        kind = spec.ModelType.Name(proto.trainer_spec.model_type)
         raise UnsupportedModel(
             f"this model's SentencePiece tokenizer is of the {kind.lower()} kind; Fireside "
             f"converts SentencePiece BPE tokenizers (Llama, Mistral, Gemma) only"
@@ -345,7 +346,8 @@ def write_tokenizer(w: gguf.GGUFWriter, folder: Path, vocab_size: int) -> str:
             raise InvalidModelFile(
                 "tokenizer.json is not valid JSON; the folder looks damaged"
             ) from None
-    model = (tokenizer or {}).get("model") or {}
+    tokenizer = tokenizer or {}
+    model = tokenizer.get("model") or {}
     byte_level = model.get("type") == "BPE" and any(
         p.get("type") == "ByteLevel" for p in _pre_tokenizer_parts(tokenizer.get("pre_tokenizer"))
     )

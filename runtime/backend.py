@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -87,7 +87,7 @@ class Backend(ABC):
     @abstractmethod
     def _generate(
         self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any
-    ) -> Iterator[str | EngineFinished]:
+    ) -> Generator[str | EngineFinished, None, None]:
         """Yield the text of each sampled token (may be "" for partial UTF-8) until end of turn
         (optionally closing with :class:`EngineFinished`)."""
 
@@ -194,8 +194,8 @@ class Backend(ABC):
         template = self.template_vars.get("chat_template")
         if not template:
             notices.append(BASE_MODEL_NOTICE)
-        elif usable_template(template)[1]:
-            notices.append(usable_template(template)[1])
+        elif note := usable_template(template)[1]:
+            notices.append(note)
         if dropped:
             notices.append(
                 f"the {dropped} oldest message(s) did not fit the context and were left out"

@@ -17,7 +17,7 @@ import multiprocessing as mp
 import queue
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import models.errors as model_errors
@@ -200,7 +200,7 @@ class EngineStream:
     def close(self) -> None:
         self._gen.close()
 
-    def _run(self) -> Iterator[Chunk]:
+    def _run(self) -> Generator[Chunk, None, None]:
         engine = self._engine
         if engine.info is None or engine.pid is None:
             raise ModelLoadError("no model is loaded")
@@ -245,7 +245,7 @@ class Engine:
     def __init__(self, start: str = "spawn") -> None:
         if start not in mp.get_all_start_methods():
             start = "spawn"
-        self._ctx = mp.get_context(start)
+        self._ctx: Any = mp.get_context(start)
         self._proc: Any = None
         self._conn: Any = None
         self._lock = threading.Lock()  # one load/unload/close at a time

@@ -19,7 +19,7 @@ import random
 import secrets
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,7 @@ class LlamaCppBackend(Backend):
 
     def _generate(
         self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any
-    ) -> Iterator[str]:
+    ) -> Generator[str | EngineFinished, None, None]:
         server = self._server
         pieces: queue.SimpleQueue = queue.SimpleQueue()
         stop = threading.Event()

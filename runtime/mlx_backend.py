@@ -9,7 +9,7 @@ comes from the tokenizer config and is rendered by the shared sandbox, like ever
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +166,7 @@ class MLXBackend(Backend):
 
     def _generate(
         self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         import mlx.core as mx
         from mlx_lm.generate import generate_step, generation_stream, wired_limit
         from mlx_lm.models.cache import make_prompt_cache

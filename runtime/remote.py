@@ -17,7 +17,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -304,7 +304,7 @@ class RemoteBackend(Backend):
 
     def _generate(
         self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any
-    ) -> Iterator[str]:  # pragma: no cover - stream/complete are overridden
+    ) -> Generator[str, None, None]:  # pragma: no cover - stream/complete are overridden
         raise BackendUnavailable("a remote model answers whole requests, not token lists")
 
     # -- generation ----------------------------------------------------------------------

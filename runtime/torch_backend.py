@@ -10,7 +10,7 @@ with remote code.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +246,7 @@ class TorchBackend(Backend):
 
     def _generate(
         self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         import torch
 
         generator = None
@@ -267,6 +267,7 @@ class TorchBackend(Backend):
             history = list(prompt_tokens[-REPEAT_LAST_N:])
             n = 0
             while True:
+                assert logits is not None  # the prompt is never empty
                 if generator is not None and generator.device.type != logits.device.type:
                     logits = logits.to(generator.device)
                 token = sample_token(logits, params, history, generator)

@@ -13,7 +13,7 @@ from .base import Architecture, llama3_rope_factors, permute_for_rope
 
 @register
 class Llama(Architecture):
-    hf_names = ("LlamaForCausalLM", "MistralForCausalLM")
+    hf_names: ClassVar[tuple[str, ...]] = ("LlamaForCausalLM", "MistralForCausalLM")
     gguf_arch = gguf.MODEL_ARCH.LLAMA
     supported_rope: ClassVar[tuple[str, ...]] = ("default", "linear", "llama3")
 

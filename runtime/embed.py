@@ -19,6 +19,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,8 +52,10 @@ class Embedder:
         self._path: str | None = None
         self._last_used = time.monotonic()
         self._closed = False
-        if self.idle_unload_s is not None:
-            threading.Thread(target=self._reap, name="fireside-embed-reaper", daemon=True).start()
+        if self.idle_unload_s is not None:  # it holds only a weak reference: see _reap
+            threading.Thread(
+                target=_reap, args=(weakref.ref(self),), name="fireside-embed-reaper", daemon=True
+            ).start()
 
     def embed(
         self, record: ModelRecord, texts: str | Sequence[str], encoding_format: str = "float"
@@ -126,16 +129,27 @@ class Embedder:
         server, self._server, self._path = self._server, None, None
         del server  # the engine's memory goes back when its last reference does
 
-    def _reap(self) -> None:
-        assert self.idle_unload_s is not None
-        while not self._closed:
-            time.sleep(min(1.0, self.idle_unload_s / 4))
-            with self._lock:
-                idle = time.monotonic() - self._last_used >= self.idle_unload_s
-                if self._server is not None and idle:
-                    self._unload()
+    def reap_if_idle(self) -> None:
+        with self._lock:
+            assert self.idle_unload_s is not None
+            idle = time.monotonic() - self._last_used >= self.idle_unload_s
+            if self._server is not None and idle:
+                self._unload()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             self._unload()
+
+
+def _reap(ref: weakref.ref) -> None:
+    """Unloads an idle engine; ends once its Embedder is closed or gone (an app that was
+    dropped, e.g. the window's server switched off, takes its engine with it)."""
+    while True:
+        embedder = ref()
+        if embedder is None or embedder._closed:
+            return
+        period = min(1.0, (embedder.idle_unload_s or 4) / 4)
+        embedder.reap_if_idle()
+        del embedder
+        time.sleep(period)

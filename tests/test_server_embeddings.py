@@ -124,3 +124,31 @@ def test_engines_that_cannot_embed_are_named(bundled_gguf):
                 embedder.embed(record, "cat")
     finally:
         embedder.close()
+
+
+def test_an_idle_engine_is_unloaded_and_a_dropped_embedder_lets_go(bundled_gguf):
+    import gc
+    import threading
+    import time
+
+    from models.records import ModelRecord
+    from runtime.embed import Embedder
+
+    record = ModelRecord(id="b", name="Bundled", format="gguf", path=str(bundled_gguf), source="t")
+    embedder = Embedder(idle_unload_s=0.4)
+    assert len(embedder.embed(record, ["one", "two"])["data"]) == 2
+    assert embedder._server is not None
+    deadline = time.monotonic() + 10
+    while embedder._server is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert embedder._server is None  # unloaded while idle; the next request loads again
+    assert embedder.embed(record, "three")["usage"]["prompt_tokens"] >= 1
+
+    reapers = lambda: [t for t in threading.enumerate() if t.name == "fireside-embed-reaper"]  # noqa: E731
+    before = len(reapers())
+    del embedder
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while len(reapers()) >= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(reapers()) < before

@@ -44,9 +44,19 @@ def build(full: bool) -> Path:
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
     bundle = bundle_dir(full)
     if sys.platform.startswith("linux"):
+        strip_binaries(bundle)
         shutil.copy2(DESKTOP, bundle / "fireside.desktop")
         shutil.copy2(ROOT / "assets" / "fireside-256.png", bundle / "fireside.png")
     return bundle
+
+
+def strip_binaries(bundle: Path) -> None:
+    """Drop the debug and local symbols of the shared libraries (xllamacpp's carries ~80 MB of
+    them), except those auditwheel vendored into a ``*.libs`` folder: stripping numpy's
+    OpenBLAS breaks it (pyinstaller/pyinstaller#9463), hence not PyInstaller's own strip."""
+    for path in bundle.rglob("*.so*"):
+        if path.is_file() and not path.is_symlink() and not path.parent.name.endswith(".libs"):
+            subprocess.run(["strip", "--strip-unneeded", str(path)], check=False)
 
 
 def folder_size(path: Path) -> int:

@@ -15,6 +15,8 @@ from server_tools import start_server
 
 from models import BUNDLED_ID
 
+pytestmark = pytest.mark.slow  # a real server on the bundled model
+
 KEY = "embed-test-key-0123456789"
 
 

@@ -18,6 +18,8 @@ from tool_model import copy_with_tool_template
 
 from models import BUNDLED_ID
 
+pytestmark = pytest.mark.slow  # a real server on the bundled model
+
 WEATHER = {
     "type": "object",
     "properties": {"city": {"type": "string", "maxLength": 40}},

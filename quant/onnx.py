@@ -144,7 +144,8 @@ def _run_child(source: Path, out: Path, precision: str, cache: Path, step: Any, 
 
     reader = threading.Thread(target=pump, name="onnx-build-output", daemon=True)
     reader.start()
-    error, tail = None, []
+    error = None
+    tail: list[str] = []
     try:
         while True:
             if cancel is not None and cancel.is_set():
@@ -295,7 +296,7 @@ def onnx_record(
         tool = f"onnxruntime-genai {version('onnxruntime-genai')}"
     except PackageNotFoundError:
         tool = "onnxruntime-genai"
-    record = describe(path, source="converted")
+    record = describe(Path(path), source="converted")
     return record.replace(
         name=name or record.name,
         provenance={
@@ -303,7 +304,7 @@ def onnx_record(
             "converter": ONNX_CONVERTER_VERSION,
             "tool": f"{tool} model builder",
             "type": onnx_type(to).name,
-            "files": file_hashes(path),
+            "files": file_hashes(Path(path)),
         },
     )
 
@@ -347,7 +348,7 @@ def measure_onnx(
     """The quality report (``quant.quality.QualityReport``) of an ONNX conversion."""
     from .quality import QualityReport, compare, reference_for, verdict_for
 
-    read_onnx_folder(result_path)
+    read_onnx_folder(Path(result_path))
     if progress:
         progress(0, 2)
     ref = reference_for(source_folder, cancel)

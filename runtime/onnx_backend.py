@@ -17,7 +17,7 @@ between turns for the prompt prefix they share (``rewind_to``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,8 @@ class OnnxBackend(Backend):
         )
         n_ctx = self.options.n_ctx or min(folder.context_length or 2048, DEFAULT_MAX_CTX)
         self._n_ctx = n_ctx
-        self._generator, self._cached = None, []
+        self._generator = None
+        self._cached: list[int] = []
         self._info = ModelInfo(
             model_id=self.record.id,
             backend=self.name,
@@ -214,7 +215,7 @@ class OnnxBackend(Backend):
 
     def _generate(
         self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         prefix = self._prepare(prompt_tokens)
         todo = prompt_tokens[prefix:]
         logits = None
@@ -234,6 +235,7 @@ class OnnxBackend(Backend):
         history = list(prompt_tokens[-REPEAT_LAST_N:])
         n = 0
         while True:
+            assert logits is not None  # the prompt is never empty
             token = sample_token(logits, params, history, rng)
             if token in self._end_ids:
                 break

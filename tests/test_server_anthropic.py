@@ -161,3 +161,12 @@ def test_errors_are_in_anthropics_shape(served, client):
     r = httpx.post(url, json={"model": BUNDLED_ID, "max_tokens": 2, "messages": ASK},
                    headers={"x-api-key": KEY, "Host": "evil.example"})  # fmt: skip
     assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error"
+
+
+def test_count_tokens_matches_the_answers_usage(client):
+    args = dict(model=BUNDLED_ID, messages=ASK, system="Answer in one sentence.")
+    counted = client.messages.count_tokens(**args)
+    reply = client.messages.create(max_tokens=2, **args)
+    assert counted.input_tokens == reply.usage.input_tokens > 10
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.count_tokens(model="no-such-model", messages=ASK)

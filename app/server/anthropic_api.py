@@ -131,6 +131,27 @@ def register(api: Any, ctx: Context) -> None:
             )
         return await _collect(feed, first, req, watch, ident)
 
+    async def count(request: Request):
+        body = await read_json(request)
+        chat, _ = to_chat_body({"max_tokens": 1, **body, "stream": False})
+        chat["max_tokens"] = 1
+        req = parse_request(chat, "chat", ctx.lookup)
+        try:  # the prompt as the model reads it: its first chunk counts it
+            feed, first = await ctx.start(
+                ctx.host.chat(req.record, req.payload, req.params), request
+            )
+        except BaseException as exc:
+            raise_for(exc, "messages")
+        feed.cancel()
+        return {"input_tokens": first.prompt_tokens}
+
+    @api.post("/v1/messages/count_tokens")
+    async def count_tokens(request: Request):
+        try:
+            return await count(request)
+        except BadRequest as exc:
+            return JSONResponse(error_body(str(exc), exc.status), status_code=exc.status)
+
     @api.post("/v1/messages")
     async def messages(request: Request):
         try:

@@ -16,6 +16,7 @@ a plain :class:`InvalidParameters` says so.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -86,6 +87,12 @@ class Embedder:
         if not isinstance(answer, dict) or "error" in answer:
             error = answer.get("error") if isinstance(answer, dict) else None
             message = error.get("message") if isinstance(error, dict) else str(error or answer)
+            if "too large" in str(message):
+                size = re.search(r"\((\d+) tokens\)", str(message))
+                raise InvalidParameters(
+                    f"a text is {size.group(1) + ' tokens' if size else 'too long'}; embeddings "
+                    f"take at most {EMBED_CTX} tokens a text: split it into smaller pieces"
+                )
             raise InvalidParameters(f"the model could not embed this input: {message}")
         data = sorted(answer.get("data") or [], key=lambda d: d.get("index", 0))
         usage = answer.get("usage") or {}

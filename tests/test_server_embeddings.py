@@ -89,6 +89,8 @@ def test_refusals_are_plain(client):
     with pytest.raises(openai.BadRequestError) as err:
         client.embeddings.create(model=BUNDLED_ID, input="")
     assert "empty" in str(err.value) and "Error" not in err.value.body["message"]
+    with pytest.raises(openai.BadRequestError, match="at most 2048 tokens a text"):
+        client.embeddings.create(model=BUNDLED_ID, input=["short", "word " * 3000])
     with pytest.raises(openai.BadRequestError) as err:
         client.embeddings.create(model="no-such-model", input="cat")
     assert err.value.body["param"] == "model"

@@ -40,6 +40,12 @@ ENGINE_NAMES = {
 }
 
 
+class ModelCannotEmbed(InvalidParameters):
+    """The model's engine makes no embeddings; ``param`` names the field the server blames."""
+
+    param = "model"
+
+
 class Embedder:
     """Loads one embedding engine at a time and answers embedding requests. Thread-safe."""
 
@@ -72,12 +78,10 @@ class Embedder:
             raise InvalidParameters("encoding_format must be 'float' or 'base64'")
         if record.format not in ("gguf", "gguf-split"):
             engine = ENGINE_NAMES.get(record.format, record.format)
-            refusal = InvalidParameters(
+            raise ModelCannotEmbed(
                 f"{record.name} runs on {engine}, which cannot make embeddings here; "
                 "embeddings need a GGUF model (llama.cpp), such as the bundled one"
             )
-            refusal.param = "model"  # the field the server blames
-            raise refusal
         with self._lock:
             if self._closed:
                 raise ModelLoadError("the embedding engine has been shut down")

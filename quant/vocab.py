@@ -77,6 +77,13 @@ def _hf_add_flags(folder: Path, bos_id: int | None, eos_id: int | None) -> dict[
     }
 
 
+def _byte_level_bpe(tokenizer: dict[str, Any]) -> bool:
+    model = tokenizer.get("model") or {}
+    return model.get("type") == "BPE" and any(
+        p.get("type") == "ByteLevel" for p in _pre_tokenizer_parts(tokenizer.get("pre_tokenizer"))
+    )
+
+
 def _post_processor_ids(path: Path) -> list[int] | None:
     """The ids a TemplateProcessing post-processor puts around one sequence (-1 for the text),
     or None when the file declares none."""
@@ -346,12 +353,7 @@ def write_tokenizer(w: gguf.GGUFWriter, folder: Path, vocab_size: int) -> str:
             raise InvalidModelFile(
                 "tokenizer.json is not valid JSON; the folder looks damaged"
             ) from None
-    tokenizer = tokenizer or {}
-    model = tokenizer.get("model") or {}
-    byte_level = model.get("type") == "BPE" and any(
-        p.get("type") == "ByteLevel" for p in _pre_tokenizer_parts(tokenizer.get("pre_tokenizer"))
-    )
-    if byte_level:
+    if tokenizer is not None and _byte_level_bpe(tokenizer):
         kind = "gpt2"
         tokens, types = _bpe_tokens(folder, tokenizer, vocab_size)
         w.add_tokenizer_model("gpt2")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-ERROR_PREFIX = "FIRESIDE-ERROR "
+from quant.child import report_failure
 
 
 def main(argv: list[str]) -> int:
@@ -29,9 +29,7 @@ def main(argv: list[str]) -> int:
             trust_remote_code=False,
         )
     except Exception as exc:
-        text = " ".join(str(exc).split())[:500]
-        print(f"{ERROR_PREFIX}{type(exc).__name__}: {text}", flush=True)
-        return 2
+        return report_failure(exc)
     sys.stdout.flush()
     return 0
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import sys
 
-ERROR_PREFIX = "FIRESIDE-ERROR "
-STAGE_PREFIX = "FIRESIDE-STAGE "
+from quant.child import STAGE_PREFIX, report_failure
 
 
 def main(argv: list[str]) -> int:
@@ -24,9 +23,7 @@ def main(argv: list[str]) -> int:
         print(f"{STAGE_PREFIX}building", flush=True)
         builder.create_model(None, source, out, precision, "cpu", cache, **options)
     except Exception as exc:
-        text = " ".join(str(exc).split())[:500]
-        print(f"{ERROR_PREFIX}{type(exc).__name__}: {text}", flush=True)
-        return 2
+        return report_failure(exc)
     sys.stdout.flush()
     return 0
 

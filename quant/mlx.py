@@ -29,13 +29,13 @@ from models.records import ModelRecord
 from models.space import require_space
 from models.work import Progress
 
+from .child import run_tool
 from .errors import CONVERT_ADVICE, ConversionError, NotEnoughSpace
 from .mlx_config import mlx_config
 
 MLX_CONVERTER_VERSION = "fireside-mlx 1"
 GROUP_SIZES = (32, 64, 128)
 DEFAULT_GROUP_SIZE = 64
-POLL_S = 0.1
 
 # The architectures whose mlx-lm model class we have checked against transformers' config
 # (names of the config's ``architectures`` entry -> mlx-lm's model module).
@@ -153,95 +153,19 @@ def _run_child(
     stage: Path, out: Path, dtype: str | None, bits: int | None, group: int, step: Any, cancel: Any
 ) -> str | None:
     """Run mlx-lm's converter in a child; returns the bits-per-weight line it printed, if any."""
-    import queue
-    import subprocess
-    import sys
-    import threading
+    bpw: list[str] = []
 
-    from ._mlx_convert import ERROR_PREFIX
+    def on_line(line: str) -> None:
+        if "Loading" in line or "Starting" in line:
+            step("loading")
+        elif "Quantizing" in line or "Using dtype" in line:
+            step("converting")
+        elif "bits per weight" in line:
+            bpw.append(line)
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "quant._mlx_convert",
-        str(stage),
-        str(out),
-        dtype or "",
-        str(bits or 0),
-        str(group),
-    ]
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["PYTHONUNBUFFERED"] = "1"
-    child = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        cwd=root,
-        text=True,
-        errors="replace",
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert child.stdout is not None
-        for line in child.stdout:
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    reader = threading.Thread(target=pump, name="mlx-convert-output", daemon=True)
-    reader.start()
-    bpw_line, error = None, None
-    tail: list[str] = []
-    try:
-        finished = False
-        while not finished:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("conversion cancelled; nothing was kept")
-            try:
-                line = lines.get(timeout=POLL_S)
-            except queue.Empty:
-                continue
-            if line is None:
-                finished = True
-                continue
-            tail = [*tail[-4:], line]
-            if line.startswith(ERROR_PREFIX):
-                error = line.removeprefix(ERROR_PREFIX)
-            elif "Loading" in line or "Starting" in line:
-                step("loading")
-            elif "Quantizing" in line or "Using dtype" in line:
-                step("converting")
-            elif "bits per weight" in line:
-                bpw_line = line
-        child.wait()
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        reader.join(timeout=5)
-    if child.returncode == 0 and error is None:
-        return bpw_line
-    if error is not None:
-        kind, _, text = error.partition(": ")
-        if kind == "MemoryError":
-            raise ConversionError("the MLX converter ran out of memory; nothing was kept")
-        if kind in ("OSError", "RuntimeError") and "write" in text.lower():
-            raise NotEnoughSpace(  # mlx reports a full disk as "[write] Unable to write ..."
-                f"the MLX converter could not write its output (is the disk full?); "
-                f"nothing was kept. {CONVERT_ADVICE}"
-            )
-        raise ConversionError(
-            f"mlx-lm could not convert the model ({text or kind}); nothing was kept"
-        )
-    raise ConversionError(
-        f"the MLX converter stopped unexpectedly (exit status {child.returncode}): "
-        + " / ".join(tail[-3:])
-        + "; nothing was kept"
-    )
+    args = [str(stage), str(out), dtype or "", str(bits or 0), str(group)]
+    run_tool("quant._mlx_convert", args, tool="the MLX converter", on_line=on_line, cancel=cancel)
+    return bpw[-1] if bpw else None
 
 
 def _verify(out: Path, ckpt: HFCheckpoint, mtype: MLXType, group: int) -> dict[str, Any]:

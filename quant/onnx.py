@@ -32,11 +32,11 @@ from models.onnx_folder import OnnxFolder, file_hashes, read_onnx_folder
 from models.records import ModelRecord
 from models.work import Progress
 
+from .child import STAGE_PREFIX, run_tool
 from .errors import ConversionError, NotEnoughSpace, QualityError
 
 ONNX_CONVERTER_VERSION = "fireside-onnx 1"
 SPACE_MARGIN = 64 * 1024 * 1024
-POLL_S = 0.1
 STAGES = ("checked", "loading", "building", "quantizing", "saving", "verified")
 # Text decoders onnxruntime-genai 0.18's builder exports (its own list); checked against
 # transformers here: LlamaForCausalLM (SmolLM2).
@@ -119,71 +119,22 @@ def _need_builder() -> None:
 
 # -- the child process --------------------------------------------------------------------------
 def _run_child(source: Path, out: Path, precision: str, cache: Path, step: Any, cancel: Any):
-    import queue
-    import subprocess
-    import sys
-    import threading
+    def on_line(line: str) -> None:
+        if line.startswith(STAGE_PREFIX):
+            step(line.removeprefix(STAGE_PREFIX).strip())
+        elif "quantize" in line:
+            step("quantizing")
+        elif line.startswith("Saving"):
+            step("saving")
 
-    from ._onnx_build import ERROR_PREFIX, STAGE_PREFIX
-
-    cmd = [sys.executable, "-m", "quant._onnx_build", str(source), str(out), precision, str(cache)]
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TQDM_DISABLE="1")
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    child = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env=env, cwd=str(cache), text=True, errors="replace",
-    )  # fmt: skip
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert child.stdout is not None
-        for line in child.stdout:
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    reader = threading.Thread(target=pump, name="onnx-build-output", daemon=True)
-    reader.start()
-    error = None
-    tail: list[str] = []
-    try:
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("conversion cancelled; nothing was kept")
-            try:
-                line = lines.get(timeout=POLL_S)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            tail = [*tail[-4:], line[:300]]
-            if line.startswith(ERROR_PREFIX):
-                error = line.removeprefix(ERROR_PREFIX)
-            elif line.startswith(STAGE_PREFIX):
-                step(line.removeprefix(STAGE_PREFIX).strip())
-            elif "quantize" in line:
-                step("quantizing")
-            elif line.startswith("Saving"):
-                step("saving")
-        child.wait()
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        reader.join(timeout=5)
-    if child.returncode == 0 and error is None:
-        return
-    if error is not None:
-        kind, _, text = error.partition(": ")
-        if kind == "MemoryError":
-            raise ConversionError("the ONNX model builder ran out of memory; nothing was kept")
-        if kind == "NotImplementedError":
-            raise UnsupportedModel(f"the ONNX model builder cannot convert this model ({text})")
-        raise ConversionError(f"the ONNX model builder failed ({error}); nothing was kept")
-    raise ConversionError(
-        f"the ONNX model builder stopped unexpectedly (exit status {child.returncode}): "
-        + " / ".join(tail[-3:])
-        + "; nothing was kept"
+    run_tool(
+        "quant._onnx_build",
+        [str(source), str(out), precision, str(cache)],
+        tool="the ONNX model builder",
+        on_line=on_line,
+        cancel=cancel,
+        cwd=cache,
+        env={"HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"},
     )
 
 

@@ -6,15 +6,12 @@ Anthropic's shape."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-
 import anthropic
 import httpx
 import jsonschema
 import pytest
 from server_tools import start_server
-from tool_model import copy_with_tool_template
+from tool_model import home_with_tool_model
 
 from models import BUNDLED_ID
 
@@ -38,23 +35,11 @@ GREEDY = {"temperature": 0}
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, bundled_gguf):
-    from models import Catalog, import_model
-
     home = tmp_path_factory.mktemp("home")
-    model = copy_with_tool_template(bundled_gguf, tmp_path_factory.mktemp("m") / "tools.gguf")
-    old = os.environ.get("FIRESIDE_HOME")
-    os.environ["FIRESIDE_HOME"] = str(home)
-    try:
-        with contextlib.closing(Catalog()) as catalog:
-            (record,) = import_model(model, mode="link", catalog=catalog)
-    finally:
-        if old is None:
-            os.environ.pop("FIRESIDE_HOME", None)
-        else:
-            os.environ["FIRESIDE_HOME"] = old
+    model_id = home_with_tool_model(home, bundled_gguf, tmp_path_factory.mktemp("m"))
     server = start_server(tmp_path_factory.mktemp("logs"), "--threads", "1", "--api-key", KEY,
                           "--parallel", "1", home=home)  # fmt: skip
-    yield server, record.id
+    yield server, model_id
     assert server.stop() == 0, server.output()
 
 

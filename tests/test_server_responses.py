@@ -5,16 +5,14 @@ bundled model (tests/tool_model.py), and plain refusals."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 
 import httpx
 import jsonschema
 import openai
 import pytest
 from server_tools import start_server
-from tool_model import copy_with_tool_template
+from tool_model import home_with_tool_model
 
 from models import BUNDLED_ID
 
@@ -33,23 +31,11 @@ ASK = "What is the capital of France?"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, bundled_gguf):
-    from models import Catalog, import_model
-
     home = tmp_path_factory.mktemp("home")
-    model = copy_with_tool_template(bundled_gguf, tmp_path_factory.mktemp("m") / "tools.gguf")
-    old = os.environ.get("FIRESIDE_HOME")
-    os.environ["FIRESIDE_HOME"] = str(home)
-    try:
-        with contextlib.closing(Catalog()) as catalog:
-            (record,) = import_model(model, mode="link", catalog=catalog)
-    finally:
-        if old is None:
-            os.environ.pop("FIRESIDE_HOME", None)
-        else:
-            os.environ["FIRESIDE_HOME"] = old
+    model_id = home_with_tool_model(home, bundled_gguf, tmp_path_factory.mktemp("m"))
     server = start_server(tmp_path_factory.mktemp("logs"), "--threads", "1", home=home)
     client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=60)
-    yield server, client, record.id
+    yield server, client, model_id
     assert server.stop() == 0, server.output()
 
 

@@ -57,3 +57,25 @@ def copy_with_tool_template(src: Path, dst: Path, template: str = TOOL_TEMPLATE)
     new = {gguf.Keys.Tokenizer.CHAT_TEMPLATE: MetadataDetails(gguf.GGUFValueType.STRING, template)}
     copy_with_new_metadata(reader, writer, new, [])
     return dst
+
+
+def home_with_tool_model(home: Path, bundled: Path, folder: Path) -> str:
+    """Import a tool-template copy of ``bundled`` (written in ``folder``) into the library at
+    ``home``, leaving this process's FIRESIDE_HOME as it was; returns the model's id."""
+    import contextlib
+    import os
+
+    from models import Catalog, import_model
+
+    model = copy_with_tool_template(bundled, folder / "tools.gguf")
+    old = os.environ.get("FIRESIDE_HOME")
+    os.environ["FIRESIDE_HOME"] = str(home)
+    try:
+        with contextlib.closing(Catalog()) as catalog:
+            (record,) = import_model(model, mode="link", catalog=catalog)
+    finally:
+        if old is None:
+            os.environ.pop("FIRESIDE_HOME", None)
+        else:
+            os.environ["FIRESIDE_HOME"] = old
+    return record.id

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.errors import Cancelled, InvalidModelFile, UnsupportedModel
+from models.errors import Cancelled, UnsupportedModel
 from models.hf import HFCheckpoint, read_hf_folder, require_architecture
 from models.records import ModelRecord
 from models.space import require_space
@@ -32,6 +32,7 @@ from models.work import Progress
 from .child import run_tool
 from .errors import CONVERT_ADVICE, ConversionError, NotEnoughSpace
 from .mlx_config import mlx_config
+from .sources import require_tokenizer, require_unquantized
 
 MLX_CONVERTER_VERSION = "fireside-mlx 1"
 GROUP_SIZES = (32, 64, 128)
@@ -104,15 +105,8 @@ def check_source(source: str | os.PathLike[str]) -> tuple[HFCheckpoint, str]:
             f"{ckpt.path.name} holds PyTorch .bin weights; MLX conversion reads safetensors. "
             f"Convert it to GGUF instead, or save it as safetensors first"
         )
-    if "quantization_config" in ckpt.config or "quantization" in ckpt.config:
-        raise UnsupportedModel(
-            f"{ckpt.path.name} is already quantized; convert the original (unquantized) weights"
-        )
-    if not ckpt.has_tokenizer:
-        raise InvalidModelFile(
-            f"{ckpt.path} has no tokenizer (tokenizer.json or tokenizer.model); "
-            f"a model cannot be used without one"
-        )
+    require_unquantized(ckpt)
+    require_tokenizer(ckpt)
     mlx_config(ckpt.config)  # refuses configs it cannot make explicit
     return ckpt, module
 

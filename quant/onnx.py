@@ -34,6 +34,7 @@ from models.work import Progress
 
 from .child import STAGE_PREFIX, run_tool
 from .errors import ConversionError, NotEnoughSpace, QualityError
+from .sources import require_tokenizer, require_unquantized
 
 ONNX_CONVERTER_VERSION = "fireside-onnx 1"
 SPACE_MARGIN = 64 * 1024 * 1024
@@ -93,15 +94,8 @@ def check_source(source: str | os.PathLike[str]) -> HFCheckpoint:
     """The validated checkpoint, or a plain error (nothing heavy runs)."""
     ckpt = read_hf_folder(Path(source).expanduser())
     require_architecture(ckpt, ONNX_ARCHITECTURES)
-    if "quantization_config" in ckpt.config or "quantization" in ckpt.config:
-        raise UnsupportedModel(
-            f"{ckpt.path.name} is already quantized; convert the original (unquantized) weights"
-        )
-    if not ckpt.has_tokenizer:
-        raise InvalidModelFile(
-            f"{ckpt.path} has no tokenizer (tokenizer.json or tokenizer.model); "
-            f"a model cannot be used without one"
-        )
+    require_unquantized(ckpt)
+    require_tokenizer(ckpt)
     return ckpt
 
 

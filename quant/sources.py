@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from models.errors import InvalidModelFile
+from models.errors import InvalidModelFile, UnsupportedModel
 from models.hf import HFCheckpoint
 
 # Kinds of source data: a numpy dtype, except BF16 held as uint16 words.
@@ -29,6 +29,24 @@ class SourceTensor:
     name: str
     kind: str  # F32 / F16 / BF16 / F64
     shape: tuple[int, ...]
+
+
+def require_tokenizer(ckpt: HFCheckpoint) -> None:
+    """Refuse, before any work, a checkpoint whose folder lacks its tokenizer."""
+    if not ckpt.has_tokenizer:
+        raise InvalidModelFile(
+            f"{ckpt.path} has no tokenizer (tokenizer.json or tokenizer.model); "
+            f"a model cannot be used without one"
+        )
+
+
+def require_unquantized(ckpt: HFCheckpoint) -> None:
+    """Refuse, before any work, weights that are already quantized (a converter's input is
+    the original weights)."""
+    if "quantization_config" in ckpt.config or "quantization" in ckpt.config:
+        raise UnsupportedModel(
+            f"{ckpt.path.name} is already quantized; convert the original (unquantized) weights"
+        )
 
 
 def as_f32(array: np.ndarray, kind: str) -> np.ndarray:

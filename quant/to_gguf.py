@@ -29,7 +29,7 @@ from models.work import Progress
 from .arch import Architecture, architecture_for
 from .errors import CONVERT_ADVICE, ConversionError, NotEnoughSpace
 from .kquant_rules import MIXES, ModelShape, choose_types, loader_order
-from .sources import TensorSource, as_bf16, as_f16, as_f32, open_source
+from .sources import TensorSource, as_bf16, as_f16, as_f32, open_source, require_tokenizer
 from .types import CONVERTER_VERSION, OutputType, output_type
 from .vocab import write_tokenizer
 
@@ -340,11 +340,7 @@ def convert(
     otype = output_type(to)
     ckpt = read_hf_folder(source)
     arch = architecture_for(ckpt)
-    if not ckpt.has_tokenizer:
-        raise InvalidModelFile(
-            f"{ckpt.path} has no tokenizer (tokenizer.json or tokenizer.model); "
-            f"a model cannot be used without one"
-        )
+    require_tokenizer(ckpt)
     final = Path(out).expanduser() if out else default_output(ckpt, otype)
     if final.exists():
         raise ConversionError(f"{final} already exists; choose another output name (-o)")

@@ -77,6 +77,19 @@ def _hf_add_flags(folder: Path, bos_id: int | None, eos_id: int | None) -> dict[
     }
 
 
+def _write_spm(
+    w: Any, folder: Path, tokens: list, scores: list, types: list, add_prefix: bool
+) -> Any:
+    """Write a SentencePiece vocabulary (llama.cpp's "llama" tokenizer); its special tokens."""
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_add_space_prefix(add_prefix)
+    return gguf.SpecialVocab(folder, load_merges=False, n_vocab=len(tokens))
+
+
 def _byte_level_bpe(tokenizer: dict[str, Any]) -> bool:
     model = tokenizer.get("model") or {}
     return model.get("type") == "BPE" and any(
@@ -366,13 +379,7 @@ def write_tokenizer(w: gguf.GGUFWriter, folder: Path, vocab_size: int) -> str:
     elif (folder / "tokenizer.model").is_file():
         kind = "llama"
         tokens, scores, types, add_prefix = _spm_tokens(folder, tokenizer, vocab_size)
-        w.add_tokenizer_model("llama")
-        w.add_tokenizer_pre("default")
-        w.add_token_list(tokens)
-        w.add_token_scores(scores)
-        w.add_token_types(types)
-        w.add_add_space_prefix(add_prefix)
-        special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=len(tokens))
+        special = _write_spm(w, folder, tokens, scores, types, add_prefix)
     elif tokenizer is not None and (spm_json := _spm_json_parts(tokenizer)) is not None:
         add_prefix, unknown = spm_json
         if unknown:
@@ -382,13 +389,7 @@ def write_tokenizer(w: gguf.GGUFWriter, folder: Path, vocab_size: int) -> str:
             )
         kind = "llama"
         tokens, scores, types = _spm_json_tokens(folder, tokenizer, vocab_size)
-        w.add_tokenizer_model("llama")
-        w.add_tokenizer_pre("default")
-        w.add_token_list(tokens)
-        w.add_token_scores(scores)
-        w.add_token_types(types)
-        w.add_add_space_prefix(add_prefix)
-        special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=len(tokens))
+        special = _write_spm(w, folder, tokens, scores, types, add_prefix)
     else:
         raise UnsupportedModel(
             "Fireside converts byte-level BPE and SentencePiece tokenizers (tokenizer.json "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+import pickle
 import queue
 import signal
 import threading
@@ -23,7 +24,6 @@ from typing import Any
 import models.errors as model_errors
 from models.records import ModelRecord
 
-from . import errors as runtime_errors
 from .backend import BackendOptions
 from .errors import EngineCrashed, ModelLoadError
 from .params import GenerationParams
@@ -32,12 +32,18 @@ from .types import Chunk, Message, ModelInfo, Progress
 POLL_S = 0.05
 
 
-def _error_class(name: str) -> type[Exception]:
-    for module in (runtime_errors, model_errors):
-        cls = getattr(module, name, None)
-        if isinstance(cls, type) and issubclass(cls, model_errors.FiresideError):
-            return cls
-    return model_errors.FiresideError
+def _whole(exc: BaseException) -> model_errors.FiresideError:
+    """The error to send to the parent as it is (class, message and attributes, pickled):
+    one of ours from any layer, or a plain sentence for anything else. Never a class name."""
+    if isinstance(exc, model_errors.FiresideError):
+        exc.__traceback__ = None
+        exc.__cause__ = exc.__context__ = None
+        try:
+            pickle.loads(pickle.dumps(exc))
+            return exc
+        except Exception:
+            return model_errors.FiresideError(str(exc))
+    return model_errors.FiresideError(f"the engine failed: {model_errors.describe(exc)}")
 
 
 def _describe_exit(code: int | None) -> str:
@@ -49,12 +55,6 @@ def _describe_exit(code: int | None) -> str:
         except ValueError:
             return f"crashed (signal {-code})"
     return f"exited unexpectedly (status {code})"
-
-
-def _error_message(exc: BaseException) -> tuple[str, str]:
-    if isinstance(exc, model_errors.FiresideError):
-        return type(exc).__name__, str(exc)
-    return "FiresideError", f"the engine failed: {exc}"
 
 
 class _Child:  # pragma: no cover - runs in the child
@@ -98,9 +98,9 @@ class _Child:  # pragma: no cover - runs in the child
                 except Exception as exc:
                     if not started:
                         raise
-                    self.send("chunk", rid, Chunk("", 0, 0, "error", error=_error_message(exc)[1]))
+                    self.send("chunk", rid, Chunk("", 0, 0, "error", error=str(_whole(exc))))
         except Exception as exc:
-            self.send("error", rid, *_error_message(exc))
+            self.send("error", rid, _whole(exc))
         finally:
             self.streams.pop(rid, None)
             self.threads.pop(rid, None)
@@ -163,7 +163,7 @@ class _Child:  # pragma: no cover - runs in the child
                 if not self.handle(msg):
                     return
             except Exception as exc:
-                self.send("error", msg[1], *_error_message(exc))
+                self.send("error", msg[1], _whole(exc))
 
 
 def _child_main(conn: Any) -> None:  # pragma: no cover - runs in the child
@@ -217,7 +217,7 @@ class EngineStream:
                     return
                 if msg[0] == "error":
                     self._done = True
-                    raise _error_class(msg[2])(msg[3])
+                    raise msg[2]
                 chunk: Chunk = msg[2]
                 n_prompt, n_gen = chunk.prompt_tokens, chunk.completion_tokens
                 self._done = chunk.finish_reason is not None
@@ -344,7 +344,7 @@ class Engine:
                 if msg[0] == "crashed":
                     raise EngineCrashed(msg[1])
                 if msg[0] == "error":
-                    raise _error_class(msg[2])(msg[3])
+                    raise msg[2]
                 return msg
         finally:
             self._forget(rid)

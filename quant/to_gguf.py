@@ -3,13 +3,13 @@
 F16, BF16 and Q8_0 are encoded here. The K-quant and Q4_0 mixes choose each tensor's type by
 llama.cpp's rules (quant.kquant_rules) and quantize it with ggml's own quantizer
 (quant.ggml_quants, in xllamacpp's library), piece by piece as it streams through: no
-intermediate file, peak memory near one piece of one tensor. Output goes to a temporary name
-beside the target, is re-opened and checked, and only then renamed.
+intermediate file, peak memory near one piece of one tensor; the bytes go through the gguf
+writer's own API (``_Streamed``). Output is staged beside the target (quant.staging), re-opened
+and checked, and only then renamed.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +19,6 @@ from typing import Any
 import gguf
 import numpy as np
 
-from models.atomic import atomic_path
 from models.errors import Cancelled, InvalidModelFile
 from models.gguf import read_gguf
 from models.hf import HFCheckpoint, read_hf_folder
@@ -30,6 +29,7 @@ from .arch import Architecture, architecture_for
 from .errors import CONVERT_ADVICE, ConversionError, NotEnoughSpace
 from .kquant_rules import MIXES, ModelShape, choose_types, loader_order
 from .sources import TensorSource, as_bf16, as_f16, as_f32, open_source, require_tokenizer
+from .staging import require_new, staged_output
 from .types import CONVERTER_VERSION, OutputType, output_type
 from .vocab import write_tokenizer
 
@@ -192,6 +192,24 @@ def _file_type(plan: list[PlannedTensor], otype: OutputType) -> int:
     return gguf.LlamaFileType.ALL_F32
 
 
+class _Streamed:
+    """One planned tensor as the gguf writer's lazy-tensor protocol sees it (``shape``,
+    ``dtype``, ``nbytes``, ``tofile``): the writer lays out the file, aligns and pads, and
+    calls ``tofile`` in its own order; the bytes are encoded piece by piece as they go out,
+    so peak memory stays near one piece of one tensor."""
+
+    dtype = np.dtype(np.uint8)  # raw ggml blocks, typed by the writer's raw_dtype
+
+    def __init__(self, p: PlannedTensor, write: Callable[[PlannedTensor, Any], int]) -> None:
+        block, size = gguf.GGML_QUANT_SIZES[p.ggml_type]
+        self.plan, self.nbytes, self._write = p, p.n_bytes, write
+        self.shape = (*p.shape[:-1], p.shape[-1] // block * size)  # the row in bytes
+
+    def tofile(self, fout: Any) -> None:
+        if self._write(self.plan, fout) != self.nbytes:
+            raise ConversionError(f"internal: {self.plan.name} encoded to an unexpected size")
+
+
 def _write_gguf(
     path: Path,
     ckpt: HFCheckpoint,
@@ -208,6 +226,30 @@ def _write_gguf(
         if cancel is not None and cancel.is_set():
             raise Cancelled("conversion cancelled; nothing was kept")
 
+    extras = arch.extra_tensors()
+    index = {p.name: i for i, p in enumerate(plan)}
+    last_use = {source: i for i, p in enumerate(plan) for source in p.sources}
+
+    def write(p: PlannedTensor, fout: Any) -> int:
+        check_cancel()
+        pieces: list[tuple[str | None, str]] = [(n, src.tensors[n].kind) for n in p.sources] or [
+            (None, "F32")
+        ]
+        written = 0
+        for expert, (source, kind) in enumerate(pieces):
+            data = extras[p.name] if source is None else src.read(source)
+            for chunk, chunk_kind in _chunks(arch, p.name, data, kind):
+                check_cancel()
+                encoded = _encode(chunk, chunk_kind, p, quantize, expert)
+                fout.write(encoded.data)  # (numpy's tofile loses the errno of a full disk)
+                written += encoded.nbytes
+                tick(encoded.nbytes)
+                del chunk, encoded
+            del data
+            if source is not None and last_use[source] == index[p.name]:
+                src.release(source)
+        return written
+
     w = gguf.GGUFWriter(path, arch.arch_name)
     try:
         w.add_name(name)
@@ -218,37 +260,10 @@ def _write_gguf(
         write_tokenizer(w, ckpt.path, arch.vocab_size)
         for p in plan:
             # llama.cpp reads GGUF shapes in reverse order; the writer reverses numpy's.
-            w.add_tensor_info(
-                p.name, p.shape, np.dtype(np.float32), p.n_bytes, raw_dtype=p.ggml_type
-            )
+            w.add_tensor(p.name, _Streamed(p, write), raw_dtype=p.ggml_type)  # type: ignore[arg-type]
         w.write_header_to_file()
         w.write_kv_data_to_file()
-        w.write_ti_data_to_file()
-        extras = arch.extra_tensors()
-        last_use = {name: i for i, p in enumerate(plan) for name in p.sources}
-        assert w.fout is not None  # the header above opened it
-        fout = w.fout[0]
-        for index, p in enumerate(plan):
-            check_cancel()
-            fout.write(b"\0" * (-fout.tell() % w.data_alignment))
-            pieces: list[tuple[str | None, str]] = [
-                (n, src.tensors[n].kind) for n in p.sources
-            ] or [(None, "F32")]
-            written = 0
-            for expert, (source, kind) in enumerate(pieces):
-                data = extras[p.name] if source is None else src.read(source)
-                for chunk, chunk_kind in _chunks(arch, p.name, data, kind):
-                    check_cancel()
-                    encoded = _encode(chunk, chunk_kind, p, quantize, expert)
-                    fout.write(encoded.data)
-                    written += encoded.nbytes
-                    tick(encoded.nbytes)
-                    del chunk, encoded
-                del data
-                if source is not None and last_use[source] == index:
-                    src.release(source)
-            if written != p.n_bytes:
-                raise ConversionError(f"internal: {p.name} encoded to an unexpected size")
+        w.write_tensors_to_file()
         w.flush()
     finally:
         w.close()
@@ -341,11 +356,8 @@ def convert(
     ckpt = read_hf_folder(source)
     arch = architecture_for(ckpt)
     require_tokenizer(ckpt)
-    final = Path(out).expanduser() if out else default_output(ckpt, otype)
-    if final.exists():
-        raise ConversionError(f"{final} already exists; choose another output name (-o)")
     quantize = _quantizer(otype, imatrix)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    final = require_new(Path(out).expanduser() if out else default_output(ckpt, otype))
     model_name = name or str(ckpt.config.get("_name_or_path") or "").strip() or ckpt.path.name
 
     with open_source(ckpt) as src:
@@ -362,18 +374,10 @@ def convert(
 
         if progress:
             progress(0, total)
-        try:
-            with atomic_path(final) as tmp:
-                _write_gguf(tmp, ckpt, arch, src, plan, otype, model_name, quantize, tick, cancel)
-                _verify(tmp, plan, arch.arch_name)
-                tmp.chmod(0o644)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-                raise ConversionError(
-                    f"the disk filled up while writing {final.name}; nothing was kept. "
-                    f"Free some space or choose another output folder (-o)."
-                ) from None
-            raise ConversionError(f"could not write {final}: {exc.strerror or exc}") from None
+        with staged_output(final) as stage:
+            _write_gguf(stage.out, ckpt, arch, src, plan, otype, model_name, quantize, tick, cancel)
+            _verify(stage.out, plan, arch.arch_name)
+            stage.out.chmod(0o644)
     if progress:
         progress(total, total)
     return final

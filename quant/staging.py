@@ -1,0 +1,77 @@
+"""Where every converter writes: a staging folder beside the output, renamed into place.
+
+The GGUF, MLX and ONNX converters share this tail. The output (a file or a folder) is
+written inside ``.NAME.XXXX.partial/`` beside the final path, with any working files
+(a staged source, a builder's cache) next to it; only after the converter has read it back
+and found it whole is it fsynced and renamed to its final name. A cancel, a crash or a full
+disk leaves nothing under a final name, and the staging folder is removed (one a killed
+process left behind is found by :func:`partials_beside`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.atomic import PARTIAL_SUFFIX, fsync_dir
+
+from .errors import ConversionError
+
+FULL_DISK = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+@dataclass(frozen=True)
+class Stage:
+    out: Path  # where the converter writes the output (it does not exist yet)
+    scratch: Path  # a folder for working files, removed with the stage
+
+
+def require_new(final: Path) -> Path:
+    """``final``, refused in words when something already has that name."""
+    if final.exists():
+        raise ConversionError(f"{final} already exists; choose another output name (-o)")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return final
+
+
+@contextlib.contextmanager
+def staged_output(final: Path) -> Iterator[Stage]:
+    """Yield a :class:`Stage`; when the block ends without an exception, ``stage.out`` is
+    fsynced and renamed to ``final``. Always removes the staging folder; turns an OSError
+    (full disk included) into a ConversionError in words."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=PARTIAL_SUFFIX, dir=final.parent))
+    try:
+        scratch = work / "scratch"
+        scratch.mkdir()
+        stage = Stage(work / final.name, scratch)
+        yield stage
+        if stage.out.is_file():
+            with open(stage.out, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(stage.out, final)
+        fsync_dir(final.parent)
+    except OSError as exc:
+        if exc.errno in FULL_DISK:
+            raise ConversionError(
+                f"the disk filled up while writing {final.name}; nothing was kept. "
+                f"Free some space or choose another output folder (-o)."
+            ) from None
+        raise ConversionError(f"could not write {final}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def partials_beside(final: Path) -> list[Path]:
+    """Staging folders of ``final`` (or of a numbered sibling, ``final-2``) that a killed
+    process left behind."""
+    base = Path(final)
+    stem = base.name.removesuffix(".gguf")
+    return sorted(base.parent.glob(f".{stem}*{PARTIAL_SUFFIX}"))

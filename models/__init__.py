@@ -4,6 +4,7 @@ from .bundled import BUNDLED_ID
 from .catalog import Catalog, resolve
 from .errors import (
     Cancelled,
+    DiskFull,
     FiresideError,
     InvalidModelFile,
     LibraryError,
@@ -30,6 +31,7 @@ from .stores import scan as scan_stores
 __all__ = [
     "BUNDLED_ID",
     "Cancelled",
+    "DiskFull",
     "Catalog",
     "FiresideError",
     "FitEstimate",

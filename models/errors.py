@@ -23,11 +23,24 @@ class LibraryError(FiresideError):
     """The catalog itself could not be read or written."""
 
 
+class DiskFull(FiresideError):
+    """No room on the disk for what was being written (checked up front, or met half-way);
+    nothing half-written keeps a final name."""
+
+
 class Cancelled(FiresideError):
     """Long work (copy, download, conversion) was cancelled by the user."""
 
     def __init__(self, message: str = "cancelled") -> None:
         super().__init__(message)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A disk that is full, over quota, or past the file-size limit (EFBIG): one concept."""
+    import errno
+
+    full = (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
+    return isinstance(exc, DiskFull) or (isinstance(exc, OSError) and exc.errno in full)
 
 
 def describe(exc: BaseException) -> str:
@@ -42,7 +55,7 @@ def describe(exc: BaseException) -> str:
         return "there was not enough memory for that"
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        if exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)):
+        if is_disk_full(exc):
             return f"the disk is full{where}; free some space and try again"
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             return f"permission denied{where}: that place cannot be written or read"

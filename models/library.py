@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from . import paths
 from .atomic import fsync_dir
 from .catalog import Catalog
-from .errors import Cancelled, FiresideError, InvalidModelFile, LibraryError
+from .errors import Cancelled, DiskFull, FiresideError, InvalidModelFile, LibraryError
 from .errors import describe as describe_error
 from .inspect import (
     _raise_empty,
@@ -174,7 +174,7 @@ def _check_space(total: int) -> None:
         total + DISK_MARGIN,
         doing="copying the model",
         advice="Free some space, or import with --link to use the files where they are.",
-        error=LibraryError,
+        error=DiskFull,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from .errors import DiskFull
 from .sizes import human_size
 
 MARGIN = 32 * 1024 * 1024  # left free beyond the estimate: the file system and its metadata
@@ -23,7 +24,7 @@ def free_bytes(folder: Path) -> int | None:
 
 
 def require_space(
-    folder: Path, needed: int, *, doing: str, advice: str, error: type[Exception]
+    folder: Path, needed: int, *, doing: str, advice: str, error: type[DiskFull] = DiskFull
 ) -> None:
     """Raise ``error`` with a plain sentence when ``folder``'s disk has less than ``needed``
     bytes (plus a margin) free; ``doing`` names the work ("the conversion"), ``advice`` what to

@@ -21,24 +21,13 @@ from pathlib import Path
 
 from .catalog import Catalog
 from .errors import FiresideError
+from .hub.config import cache_dir as hf_cache_dir
 from .inspect import describe, find_models
 from .records import ModelRecord, slugify
 
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
 OLLAMA_DEFAULT_HOST = "registry.ollama.ai"
 MAX_MANIFEST_BYTES = 1024 * 1024
-
-
-def hf_cache_dir() -> Path:
-    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    home = os.environ.get("HF_HOME")
-    if home:
-        return Path(home).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "huggingface" / "hub"
 
 
 def lmstudio_dirs() -> list[Path]:

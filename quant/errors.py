@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from models.errors import FiresideError
+from models.errors import DiskFull, FiresideError
 
 
 class ConversionError(FiresideError):
     """The conversion could not finish (its partial output has been removed)."""
 
 
-class NotEnoughSpace(ConversionError):
+class NotEnoughSpace(ConversionError, DiskFull):
     """The disk lacks room for the output; nothing was written."""
 
 

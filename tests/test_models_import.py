@@ -18,7 +18,7 @@ from model_files import (
 )
 
 import models
-from models import Catalog, FiresideError, InvalidModelFile, LibraryError, ModelNotFound
+from models import Catalog, DiskFull, FiresideError, InvalidModelFile, LibraryError, ModelNotFound
 from models import library as library_mod
 from models.inspect import describe, find_models
 
@@ -181,7 +181,7 @@ def test_not_enough_disk_space_is_said_before_copying(
     tmp_path: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(library_mod, "DISK_MARGIN", 1 << 60)
-    with pytest.raises(LibraryError, match="not enough free disk space"):
+    with pytest.raises(DiskFull, match="not enough free disk space"):
         models.import_model(llama_gguf(tmp_path / "t.gguf"), mode="copy", catalog=catalog)
     assert library_files(catalog.db_path.parent) == []
 

@@ -26,14 +26,13 @@ from typing import Any, Protocol
 from models.work import Progress
 
 from .. import paths
-from ..errors import Cancelled
+from ..errors import Cancelled, is_disk_full
 from ..records import ModelRecord, slugify
 from ..space import require_space
 from .config import cache_dir, endpoint
 from .errors import DiskFull, DownloadVerificationFailed, HubBadListing, HubUnreachable
 from .listing import LARGE_FILE, GGUFVariant, RemoteFile, RepoListing, check_filename, select_files
 from .net import (
-    DISK_FULL_ERRNOS,
     check_repo_id,
     fetch_listing,
     hub_errors,
@@ -400,7 +399,7 @@ class _Fetcher:
                 if failures:
                     self._sleep(RETRY_DELAYS[failures - 1])
             except OSError as exc:
-                if exc.errno in DISK_FULL_ERRNOS:
+                if is_disk_full(exc):
                     raise DiskFull(
                         f"the disk is full (or a file size limit was reached) at {part.parent} "
                         f"while downloading {rf.path}; free some space and pull again: it "
@@ -480,7 +479,7 @@ def pull_plan(
                 _link_or_copy(blob, target)
             placed.append(target)
     except OSError as exc:
-        if exc.errno in DISK_FULL_ERRNOS:
+        if is_disk_full(exc):
             raise DiskFull(
                 f"the disk is full at {dest}; free some space and pull again (the download is kept)"
             ) from exc

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import errno
-
-from ..errors import FiresideError, describe
+from .. import errors as model_errors
+from ..errors import FiresideError, describe, is_disk_full
 
 
 class HubError(FiresideError):
@@ -35,7 +34,7 @@ class DownloadVerificationFailed(HubError):
     """A downloaded file does not match the SHA-256 (or size) the Hub publishes for it."""
 
 
-class DiskFull(HubError):
+class DiskFull(HubError, model_errors.DiskFull):
     """Not enough room on the disk for the download."""
 
 
@@ -54,7 +53,7 @@ def failure_kind(exc: BaseException) -> str:
     ):
         if isinstance(exc, cls):
             return kind
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+    if is_disk_full(exc):
         return "disk_full"
     return "other"
 

@@ -7,11 +7,11 @@ a user who never opens the Hub never pays it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import re
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import is_disk_full
 from .config import endpoint, is_offline
 from .errors import (
     DiskFull,
@@ -24,7 +24,6 @@ from .errors import (
 
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection: a missing network shows up quickly
 READ_TIMEOUT = 30.0  # seconds without a byte before a transfer counts as stalled
-DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")
 
 OFFLINE_MESSAGE = (
@@ -147,7 +146,7 @@ def hub_errors(repo: str | None = None, revision: str | None = None) -> Iterator
     except transport as exc:
         raise HubUnreachable(unreachable_message(_first_line(exc) or type(exc).__name__)) from exc
     except OSError as exc:
-        if exc.errno in DISK_FULL_ERRNOS:
+        if is_disk_full(exc):
             raise DiskFull(
                 "the disk is full (or a size limit was reached) while downloading; free some "
                 "space and pull again: it continues where it stopped"

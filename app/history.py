@@ -91,6 +91,20 @@ class Conversation:
     updated_at: str = ""
 
 
+def _not_saved(exc: sqlite3.Error) -> str:
+    """Why a write to the history failed, in words; what was saved before stays saved."""
+    text = str(exc).lower()
+    if "full" in text:
+        why = "the disk is full. Free some space"
+    elif "readonly" in text or "read-only" in text:
+        why = "its file cannot be written (read-only). Check the data folder's permissions"
+    elif "i/o" in text:
+        why = "the disk could not be written (it may be full or failing). Free some space"
+    else:
+        why = f"the database refused ({text}). Check the disk"
+    return f"the chat history could not be saved: {why}; everything saved before is kept"
+
+
 def title_from(text: str) -> str:
     """A conversation title from its first message: the first line, shortened."""
     line = " ".join(text.strip().split())
@@ -115,12 +129,15 @@ class History:
     # -- helpers -------------------------------------------------------------------------
     def _tx(self, sql_and_args: list[tuple[str, tuple | dict]]) -> list[sqlite3.Cursor]:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
+                self._conn.execute("BEGIN IMMEDIATE")
                 cursors = [self._conn.execute(sql, args) for sql, args in sql_and_args]
                 self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+            except BaseException as exc:
+                if self._conn.in_transaction:  # a failed COMMIT has already rolled back
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise HistoryError(_not_saved(exc)) from exc
                 raise
         return cursors
 

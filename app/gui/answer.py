@@ -173,12 +173,15 @@ class Answer(QObject):
                 "tokens_per_s": timings.generation_tokens_per_s if timings else None,
                 "total_s": timings.total_s if timings else None,
             }
-            if self._draft_id is not None:
-                self.history.update_message(self._draft_id, content=text, **final)
-            else:
-                self.history.add_message(
-                    self.conversation_id, "assistant", text, model_id=self.model_id, **final
-                )
+            try:
+                if self._draft_id is not None:
+                    self.history.update_message(self._draft_id, content=text, **final)
+                else:
+                    self.history.add_message(
+                        self.conversation_id, "assistant", text, model_id=self.model_id, **final
+                    )
+            except (HistoryError, OSError) as exc:  # the answer stays on screen, said so
+                self.error = describe(exc)
         if self.widget is not None and (text.strip() or self.reason == "error"):
             self.widget.set_stats(
                 ttft_s=timings.time_to_first_token_s if timings else None,

@@ -121,9 +121,13 @@ class Backend(ABC):
         messages: Sequence[Message],
         tools: list[dict[str, Any]] | None = None,
         prefill: str = "",
+        thinking: bool | None = None,
     ) -> tuple[str, bool]:
         """The prompt text and whether the tokenizer should prepend BOS (never twice);
-        ``tools`` are shown by the template, ``prefill`` begins the answer."""
+        ``tools`` are shown by the template, ``prefill`` begins the answer, ``thinking``
+        (not None) is the template's ``enable_thinking`` where it reads one."""
+        from .reasoning import switch_off_kwarg
+
         tv = self.template_vars
         template = tv.get("chat_template")
         bos = tv.get("bos_token") or ""
@@ -135,6 +139,9 @@ class Backend(ABC):
                 bos_token=bos,
                 eos_token=tv.get("eos_token") or "",
                 tools=tools,
+                extra={"enable_thinking": thinking}
+                if thinking is not None and switch_off_kwarg(template)
+                else None,
             )
         else:
             text = render_plain(messages)
@@ -155,7 +162,7 @@ class Backend(ABC):
         reserve = min(params.max_tokens or 1, n_ctx // 2) if params.max_tokens else 1
         dropped = 0
         while True:
-            text, add_bos = self.render(msgs, tools, prefill)
+            text, add_bos = self.render(msgs, tools, prefill, params.thinking)
             tokens = self.tokenize(text, add_bos=add_bos)
             if len(tokens) + reserve <= n_ctx:
                 break
@@ -185,13 +192,23 @@ class Backend(ABC):
         cancel: Any = None,
     ) -> Iterator[Chunk]:
         """Generate an answer to ``messages``; the last chunk carries the finish reason."""
+        from . import reasoning
+
         params = params or GenerationParams()
         cancel = cancel if cancel is not None else CancelToken()
-        tools, prefill, params = self.prepare_tools(messages, params)
+        tools, call_prefill, params = self.prepare_tools(messages, params)
         self.check_supported(params)
-        tokens, budget, dropped = self.prompt_tokens(messages, params, tools, prefill)
-        notices = []
         template = self.template_vars.get("chat_template")
+        thinks = reasoning.thinks(template) and params.thinking is not False
+        prefill = call_prefill
+        off = params.thinking is False and reasoning.thinks(template)
+        if off and not reasoning.switch_off_kwarg(template):
+            prefill = reasoning.EMPTY_THOUGHT + prefill  # how such models skip thinking
+        tokens, budget, dropped = self.prompt_tokens(messages, params, tools, prefill)
+        opened = thinks and reasoning.opens_thought(
+            self.render(validate_messages(messages), tools, prefill, params.thinking)[0]
+        )
+        notices = []
         if not template:
             notices.append(BASE_MODEL_NOTICE)
         elif note := usable_template(template)[1]:
@@ -201,7 +218,9 @@ class Backend(ABC):
                 f"the {dropped} oldest message(s) did not fit the context and were left out"
             )
         chunks = self._stream_tokens(tokens, budget, params, cancel, "; ".join(notices) or None)
-        yield from with_forced_call(chunks, prefill) if prefill else chunks
+        if call_prefill:
+            chunks = with_forced_call(chunks, call_prefill)
+        yield from reasoning.split_thoughts(chunks, opened) if thinks else chunks
 
     def prepare_tools(
         self, messages: Sequence[Message], params: GenerationParams

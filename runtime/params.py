@@ -44,6 +44,9 @@ class GenerationParams:
     tools: str | None = None
     tool_choice: str = "auto"
     parallel_tool_calls: bool = True
+    # Reasoning models (runtime.reasoning): None as the template does by default, False to
+    # answer without thinking, True to think where the template can.
+    thinking: bool | None = None
 
     def __post_init__(self) -> None:
         _check_range("temperature", self.temperature, 0.0, 5.0)
@@ -108,6 +111,8 @@ def _check_structured(p: GenerationParams) -> None:
         raise InvalidParameters("tool_choice must be auto, none, required or a function's name")
     if not isinstance(p.parallel_tool_calls, bool):
         raise InvalidParameters("parallel_tool_calls must be true or false")
+    if p.thinking is not None and not isinstance(p.thinking, bool):
+        raise InvalidParameters("thinking must be true, false or left out")
 
 
 GREEDY = GenerationParams(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0)

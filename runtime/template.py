@@ -97,9 +97,11 @@ def render_chat(
     eos_token: str = "",
     add_generation_prompt: bool = True,
     tools: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """Render ``messages`` with the model's template, in the sandbox (``tools``: the
-    OpenAI-shaped function list a tool-capable template shows the model)."""
+    OpenAI-shaped function list a tool-capable template shows the model; ``extra``: more
+    template variables, such as ``enable_thinking``)."""
     from jinja2.exceptions import SecurityError
     from jinja2.exceptions import TemplateError as JinjaError
 
@@ -111,6 +113,7 @@ def render_chat(
             eos_token=eos_token,
             add_generation_prompt=add_generation_prompt,
             **({"tools": tools} if tools else {}),
+            **(extra or {}),
         )
     except SecurityError as exc:
         raise TemplateError(

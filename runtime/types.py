@@ -33,6 +33,7 @@ class Chunk:
     timings: Timings | None = None
     error: str | None = None
     notice: str | None = None  # something the user should be told (base model, dropped turns)
+    reasoning: str = ""  # a reasoning model's thinking, apart from the answer (runtime.reasoning)
 
 
 @dataclass(frozen=True)

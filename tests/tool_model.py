@@ -59,15 +59,18 @@ def copy_with_tool_template(src: Path, dst: Path, template: str = TOOL_TEMPLATE)
     return dst
 
 
-def home_with_tool_model(home: Path, bundled: Path, folder: Path) -> str:
-    """Import a tool-template copy of ``bundled`` (written in ``folder``) into the library at
-    ``home``, leaving this process's FIRESIDE_HOME as it was; returns the model's id."""
+def home_with_tool_model(
+    home: Path, bundled: Path, folder: Path, template: str = TOOL_TEMPLATE, name: str = "tools"
+) -> str:
+    """Import a copy of ``bundled`` with ``template`` (written in ``folder`` as NAME.gguf)
+    into the library at ``home``, leaving this process's FIRESIDE_HOME as it was; returns
+    the model's id."""
     import contextlib
     import os
 
     from models import Catalog, import_model
 
-    model = copy_with_tool_template(bundled, folder / "tools.gguf")
+    model = copy_with_tool_template(bundled, folder / f"{name}.gguf", template)
     old = os.environ.get("FIRESIDE_HOME")
     os.environ["FIRESIDE_HOME"] = str(home)
     try:

@@ -34,9 +34,21 @@ async def _stream(feed: Any, first: Any, req: Any, watch: StopWatcher, ident: st
                "model": req.model, "stop_reason": None, "stop_sequence": None,
                "usage": {"input_tokens": first.prompt_tokens, "output_tokens": 0}}  # fmt: skip
     index, text_open, used_tools = 0, False, False
+    thinking_open = False
     try:
         yield _sse("message_start", {"message": message})
         async for piece in pieces(feed, first, req, watch):
+            if piece[0] == "thinking":
+                if not thinking_open:
+                    block = {"type": "thinking", "thinking": "", "signature": ""}
+                    yield _sse("content_block_start", {"index": index, "content_block": block})
+                    thinking_open = True
+                delta = {"type": "thinking_delta", "thinking": piece[1]}
+                yield _sse("content_block_delta", {"index": index, "delta": delta})
+                continue
+            if thinking_open:  # the thought ends where the answer begins
+                yield _sse("content_block_stop", {"index": index})
+                index, thinking_open = index + 1, False
             if piece[0] == "text":
                 if not text_open:
                     block = {"type": "text", "text": ""}
@@ -79,7 +91,12 @@ async def _collect(feed: Any, first: Any, req: Any, watch: StopWatcher, ident: s
     content: list[dict[str, Any]] = []
     try:
         async for piece in pieces(feed, first, req, watch):
-            if piece[0] == "text":
+            if piece[0] == "thinking":
+                if content and content[-1]["type"] == "thinking":
+                    content[-1]["thinking"] += piece[1]
+                else:
+                    content.append({"type": "thinking", "thinking": piece[1], "signature": ""})
+            elif piece[0] == "text":
                 if content and content[-1]["type"] == "text":
                     content[-1]["text"] += piece[1]
                 else:

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from .errors import BadRequest
+from .reasoning import anthropic_thinking
 
 # Anthropic's error types by HTTP status (the official clients pick an exception by status).
 ERROR_TYPES = {
@@ -162,10 +163,12 @@ def to_chat_body(body: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
         raise BadRequest("stop_sequences must be a list of non-empty strings", "stop_sequences")
     out: dict[str, Any] = {"model": model, "messages": chat, "max_tokens": max_tokens}
-    for name in ("temperature", "top_p", "top_k", "stream"):
+    # grammar: Fireside's own field, as on the OpenAI routes (a GBNF the answer is held to)
+    for name in ("temperature", "top_p", "top_k", "stream", "grammar"):
         if body.get(name) is not None:
             out[name] = body[name]
     out.update(_tools(body.get("tools"), body.get("tool_choice")))
+    out.update(anthropic_thinking(body.get("thinking")))
     return out, tuple(stops)
 
 

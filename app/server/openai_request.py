@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import BadRequest
+from .reasoning import read_thinking
 from .structured import read_structured
 from .tools import read_tool_calls, read_tools
 
@@ -140,6 +141,7 @@ def parse_request(body: dict[str, Any], op: str, lookup: Callable[[str], Any]) -
     # OpenAI has no repetition penalty: neutral unless asked for, so temperature 0 is greedy.
     values: dict[str, Any] = {"repeat_penalty": 1.0, **read_structured(body)}
     if op == "chat":
+        values.update(read_thinking(body))
         values.update(read_tools(body))
         tools_on = values.get("tools") and values["tool_choice"] != "none"
         if tools_on and ("json_schema" in values or "grammar" in values):

@@ -54,6 +54,7 @@ def collect(chunks: list[Any], req: ParsedRequest, op: str, notice: str | None =
             error_body(last.error or "the engine failed", kind="server_error"), status_code=500
         )
     text = "".join(c.text for c in chunks)
+    thought = "".join(c.reasoning for c in chunks)
     created = int(time.time())
     reason = finish_reason(last.finish_reason if last else None)
     if op == "chat":
@@ -68,6 +69,8 @@ def collect(chunks: list[Any], req: ParsedRequest, op: str, notice: str | None =
                 }
                 reason = "tool_calls" if reason == "stop" else reason
             notice = "; ".join(n for n in (notice, notice_for(malformed)) if n) or None
+        if thought:
+            message["reasoning_content"] = thought
         body = {
             "id": f"chatcmpl-{secrets.token_hex(12)}",
             "object": "chat.completion",
@@ -148,6 +151,9 @@ async def sse(feed: Feed, first: Any, req: ParsedRequest, op: str) -> AsyncItera
                 body = error_body(item.error or "the engine failed", kind="server_error")
                 yield f"data: {json.dumps(body)}\n\n".encode()
                 break
+            if chat and item.reasoning:
+                yield event([{"index": 0, "delta": {"reasoning_content": item.reasoning},
+                              "logprobs": None, "finish_reason": None}])  # fmt: skip
             for choice in pieces(item.text):
                 yield event([choice])
             if item.finish_reason is not None:

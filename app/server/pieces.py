@@ -45,7 +45,7 @@ class StopWatcher:
 async def pieces(
     feed: Any, first: Any, req: Any, watch: StopWatcher | None = None
 ) -> AsyncIterator[tuple]:
-    """The answer as ("text", str), ("tool", call), then ("end", finish, last chunk, notice);
+    """The answer as ("thinking", str), ("text", str), ("tool", call), then ("end", finish, last chunk, notice);
     or ("error", message) when the engine fails part way."""
     watch = watch or StopWatcher(())
     names = tool_names(req.params)
@@ -73,6 +73,8 @@ async def pieces(
         if item.finish_reason == "error":
             yield ("error", item.error or "the engine failed")
             return
+        if item.reasoning:
+            yield ("thinking", item.reasoning)
         for piece in split(watch.feed(item.text)):
             yield piece
         if watch.matched is not None:

@@ -18,6 +18,7 @@ from .errors import BadRequest
 from .guards import read_json
 from .openai_request import parse_request
 from .pieces import pieces
+from .reasoning import responses_reasoning
 
 
 def _content(value: Any, where: str) -> str:
@@ -85,7 +86,7 @@ def to_chat_body(body: dict[str, Any]) -> dict[str, Any]:
             raise BadRequest("instructions must be a string", "instructions")
         messages.insert(0, {"role": "system", "content": body["instructions"]})
     chat: dict[str, Any] = {"model": body.get("model"), "messages": messages}
-    for name in ("temperature", "top_p", "stream", "parallel_tool_calls"):
+    for name in ("temperature", "top_p", "stream", "parallel_tool_calls", "grammar"):
         if body.get(name) is not None:
             chat[name] = body[name]
     if body.get("max_output_tokens") is not None:
@@ -108,6 +109,7 @@ def to_chat_body(body: dict[str, Any]) -> dict[str, Any]:
         choice = {"type": "function", "function": {"name": choice.get("name")}}
     if choice is not None:
         chat["tool_choice"] = choice
+    chat.update(responses_reasoning(body.get("reasoning")))
     fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         schema = {k: fmt[k] for k in ("name", "schema", "strict") if k in fmt}
@@ -128,6 +130,11 @@ def _message(text: str, status: str = "completed") -> dict[str, Any]:
     return {"type": "message", "id": f"msg_{secrets.token_hex(12)}", "status": status,
             "role": "assistant",
             "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
+
+
+def _thought(text: str, status: str = "completed") -> dict[str, Any]:
+    return {"type": "reasoning", "id": f"rs_{secrets.token_hex(12)}", "status": status,
+            "summary": [], "content": [{"type": "reasoning_text", "text": text}]}  # fmt: skip
 
 
 def _call(call: Any) -> dict[str, Any]:
@@ -160,9 +167,11 @@ class _Answer:
 async def _collect(feed: Any, first: Any, req: Any, answer: _Answer) -> Any:
     from fastapi.responses import JSONResponse
 
-    text, calls = [], []
+    text, calls, thought = [], [], []
     async for piece in pieces(feed, first, req):
-        if piece[0] == "text":
+        if piece[0] == "thinking":
+            thought.append(piece[1])
+        elif piece[0] == "text":
             text.append(piece[1])
         elif piece[0] == "tool":
             calls.append(_call(piece[1]))
@@ -171,6 +180,8 @@ async def _collect(feed: Any, first: Any, req: Any, answer: _Answer) -> Any:
         else:
             _, finish, last, notice = piece
     joined = "".join(text)
+    if thought:
+        answer.obj["output"].append(_thought("".join(thought)))
     if joined.strip() or not calls:
         answer.obj["output"].append(_message(joined))
     answer.obj["output"].extend(calls)
@@ -190,6 +201,7 @@ async def _stream(feed: Any, first: Any, req: Any, answer: _Answer):
 
     output = answer.obj["output"]
     message: dict[str, Any] | None = None
+    thought: dict[str, Any] | None = None
 
     def close_text() -> list[bytes]:
         nonlocal message
@@ -210,6 +222,24 @@ async def _stream(feed: Any, first: Any, req: Any, answer: _Answer):
         yield event("response.created", response=answer.obj)
         yield event("response.in_progress", response=answer.obj)
         async for piece in pieces(feed, first, req):
+            if piece[0] == "thinking":
+                if thought is None:
+                    thought = _thought("", "in_progress")
+                    output.append(thought)
+                    yield event("response.output_item.added", output_index=len(output) - 1,
+                                item={**thought, "content": []})  # fmt: skip
+                thought["content"][0]["text"] += piece[1]
+                yield event("response.reasoning_text.delta", item_id=thought["id"],
+                            output_index=output.index(thought), content_index=0,
+                            delta=piece[1])  # fmt: skip
+                continue
+            if thought is not None and thought["status"] == "in_progress":
+                thought["status"] = "completed"
+                at = output.index(thought)
+                yield event("response.reasoning_text.done", item_id=thought["id"],
+                            output_index=at, content_index=0,
+                            text=thought["content"][0]["text"])  # fmt: skip
+                yield event("response.output_item.done", output_index=at, item=thought)
             if piece[0] == "text":
                 if message is None:
                     message = _message("", "in_progress")

@@ -44,6 +44,13 @@ def register(sub: Any) -> None:
         help="requests a GGUF model answers at once, batched together; each gets the full "
         "context (default: up to 4, as memory allows)",
     )
+    p.add_argument(
+        "--client-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a client may take to send its request, or to take the next piece of a "
+        "streamed answer, before it is stopped (default: a minute)",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="log every request")
     p.set_defaults(handler=run)
 
@@ -65,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         cors_origins=tuple(args.cors_origin),
         idle_unload_s=args.idle_unload or None,
         access_log=args.verbose,
+        **({} if args.client_timeout is None else {"client_timeout_s": args.client_timeout}),
     )
     host = ModelHost(
         idle_unload_s=config.idle_unload_s,

@@ -33,7 +33,7 @@ def create_app(config: ServerConfig, host: Any, catalog: Any) -> ASGIApp:
         redoc_url=None,
         openapi_url=None,
     )
-    ctx = Context(host, catalog)
+    ctx = Context(host, catalog, config.client_timeout_s)
 
     def fail(status: int, message: str, param: str | None = None, kind: str | None = None):
         kind = kind or ("invalid_request_error" if status < 500 else "server_error")

@@ -10,6 +10,10 @@ from runtime.remote import is_loopback_host
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_IDLE_UNLOAD_S = 300.0
+# How long a client may take: to send its whole request body, and, while an answer streams,
+# between taking one piece and the next. Past it the body gets a 408 and the answer is stopped,
+# so a slow or stuck client holds a connection at most, never a model.
+DEFAULT_CLIENT_TIMEOUT_S = 60.0
 
 
 class ServerConfigError(FiresideError):
@@ -25,6 +29,7 @@ class ServerConfig:
     idle_unload_s: float | None = DEFAULT_IDLE_UNLOAD_S  # None or 0: keep models loaded
     allowed_hosts: tuple[str, ...] = ()  # extra Host names to accept (e.g. behind a proxy)
     access_log: bool = False
+    client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
@@ -35,6 +40,11 @@ class ServerConfig:
             raise ServerConfigError(
                 f"serving on {self.host} would let other machines use your models: give an "
                 f"API key (--api-key, or FIRESIDE_API_KEY) or bind to 127.0.0.1"
+            )
+        if not self.client_timeout_s > 0:
+            raise ServerConfigError(
+                f"the client timeout must be a positive number of seconds, got "
+                f"{self.client_timeout_s!r}"
             )
         for origin in self.cors_origins:
             if origin != "*" and not origin.startswith(("http://", "https://")):

@@ -17,8 +17,9 @@ from .feed import Feed
 
 
 class Context:
-    def __init__(self, host: Any, catalog: Any) -> None:
+    def __init__(self, host: Any, catalog: Any, client_timeout_s: float | None = None) -> None:
         self.host, self.catalog = host, catalog  # a runtime.ModelHost, a models.Catalog
+        self.client_timeout_s = client_timeout_s  # see ServerConfig.client_timeout_s
 
     def lookup(self, model_id: str) -> Any:
         """The library record of ``model_id``, or a 400 listing what there is."""
@@ -38,7 +39,7 @@ class Context:
         """Run ``hreq`` (a HostRequest) and wait for its first chunk; a failure before it
         (a model that will not load, a prompt too long) is raised as it came (the caller
         knows which field to blame: see :func:`raise_for`)."""
-        feed = Feed(hreq)
+        feed = Feed(hreq, self.client_timeout_s)
         feed.start()
         try:
             first = await feed.next(request)

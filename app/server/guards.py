@@ -5,6 +5,7 @@ key, and the body limits of a JSON request.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -150,6 +151,39 @@ class ApiKeyGuard:
         return await self.app(scope, receive, send)
 
 
+class BodyDeadline:
+    """A request's body must arrive whole within ``timeout_s`` of the request: a client that
+    sends it slowly (or stops half-way) gets a 408 naming the limit instead of holding the
+    connection open for ever. Only the body is timed, not the wait for a disconnect after it."""
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app, self.timeout_s = app, timeout_s
+
+    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        body_done = False
+
+        async def timed_receive() -> dict:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                raise BadRequest(
+                    f"the request body did not arrive within {self.timeout_s:g} s; the server "
+                    "stops waiting for slow clients (fireside serve --client-timeout)",
+                    status=408,
+                ) from None
+            body_done = message.get("type") != "http.request" or not message.get("more_body")
+            return message
+
+        return await self.app(scope, timed_receive, send)
+
+
 async def read_json(request: Request) -> dict[str, Any]:
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if ctype != "application/json":
@@ -187,6 +221,7 @@ async def read_json(request: Request) -> dict[str, Any]:
 
 def guarded(app: ASGIApp, config: ServerConfig) -> ASGIApp:
     """``app`` behind the guards, outermost first: Host/Origin, CORS (when configured), key."""
+    app = BodyDeadline(app, config.client_timeout_s)
     if config.api_key:
         app = ApiKeyGuard(app, config.api_key)
     if config.cors_origins:

@@ -187,22 +187,63 @@ def smoke(bundle: Path, shot: Path, full: bool = False, display: str = ":98") ->
     return results
 
 
-def compare_start(bundle: Path, pip_fireside: str, rounds: int, display: str = ":98") -> None:
-    """Cold start to window shown, bundle against a pip install, alternating; each launch
-    gets a fresh HOME (the same first-run work for both)."""
+def evict_page_cache(folders: list[Path]) -> str:
+    """Make the next start a cold one: drop the kernel's page cache (as root), else advise it
+    to forget every file under ``folders``. Returns how it was done."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return "drop_caches"
+    except OSError:
+        pass
+    for folder in folders:
+        for path in folder.rglob("*"):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+    return "posix_fadvise"
+
+
+def pip_folders(pip_fireside: str) -> list[Path]:
+    """What a pip install's start reads: its environment, the project and Python's own."""
+    import sysconfig
+
+    env = Path(pip_fireside).resolve().parent.parent
+    return [env, ROOT, Path(sysconfig.get_paths()["stdlib"])]
+
+
+def compare_start(
+    bundle: Path, pip_fireside: str, rounds: int, display: str = ":98", cold: bool = False
+) -> None:
+    """Start to window shown, bundle against a pip install, alternating; each launch gets a
+    fresh HOME (the same first-run work for both). ``cold`` empties the page cache first."""
     times: dict[str, list[float]] = {"bundle": [], "pip": []}
+    folders = {"bundle": [bundle], "pip": pip_folders(pip_fireside)}
+    how = ""
     xvfb = start_xvfb(display)
     try:
         for _ in range(rounds):
             for name, exe in (("bundle", str(bundle / "fireside")), ("pip", pip_fireside)):
                 with tempfile.TemporaryDirectory(prefix="fireside-start-") as tmp:
+                    if cold:
+                        how = evict_page_cache(folders[name])
                     times[name].append(time_to_window(exe, Path(tmp), display))
     finally:
         stop(xvfb)
+    medians = {}
     for name, values in times.items():
         shown = ", ".join(f"{v:.2f}" for v in values)
-        median = sorted(values)[len(values) // 2]
-        print(f"start to window, {name}: median {median:.2f} s ({shown})")
+        medians[name] = sorted(values)[len(values) // 2]
+        print(f"{'cold' if cold else 'warm'} start to window, {name}: median "
+              f"{medians[name]:.2f} s ({shown}){f'; cache emptied by {how}' if how else ''}")  # fmt: skip
+    print(f"bundle / pip: {medians['bundle'] / medians['pip']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         "--compare-pip",
         metavar="FIRESIDE",
         help="also time start-up against this pip-installed fireside command (5 rounds)",
+    )
+    parser.add_argument(
+        "--cold", action="store_true", help="with --compare-pip: empty the page cache first"
     )
     args = parser.parse_args(argv)
     bundle = bundle_dir(args.full)
@@ -232,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in smoke(bundle, shot, args.full).items():
             print(f"{key}: {value}")
     if args.compare_pip:
-        compare_start(bundle, args.compare_pip, 5)
+        compare_start(bundle, args.compare_pip, 5, cold=args.cold)
     return 0
 
 

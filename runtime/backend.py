@@ -37,6 +37,10 @@ class BackendOptions:
     n_parallel: int | None = None  # llama.cpp: requests served at once (None: 1)
     device: str | None = None  # torch: "cuda", "mps", "cpu"
     dtype: str | None = None  # torch: "float32", "bfloat16", "float16"
+    # llama.cpp: speculative decoding ("off", "ngram"; None: runtime.speculative.DEFAULT)
+    # and a draft model (a GGUF path with the same vocabulary; implies draft speculation).
+    speculate: str | None = None
+    draft: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -49,6 +53,9 @@ class BackendOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value < least):
                 raise InvalidParameters(f"{what} must be at least {least}, got {value}")
+        from .speculative import check_mode
+
+        check_mode(self.speculate)
 
 
 ENGINE_WORDS = {"mlx": "MLX", "torch": "PyTorch"}
@@ -63,6 +70,8 @@ class EngineFinished:
 
     reason: str  # "stop" or "length"
     completion_tokens: int
+    draft_tokens: int = 0  # speculative decoding: tokens proposed, and of them accepted
+    accepted_tokens: int = 0
 
 
 class Backend(ABC):
@@ -196,7 +205,7 @@ class Backend(ABC):
 
         params = params or GenerationParams()
         cancel = cancel if cancel is not None else CancelToken()
-        tools, call_prefill, params = self.prepare_tools(messages, params)
+        tools, (call_prefill, call_close), params = self.prepare_tools(messages, params)
         self.check_supported(params)
         template = self.template_vars.get("chat_template")
         thinks = reasoning.thinks(template) and params.thinking is not False
@@ -218,35 +227,37 @@ class Backend(ABC):
                 f"the {dropped} oldest message(s) did not fit the context and were left out"
             )
         chunks = self._stream_tokens(tokens, budget, params, cancel, "; ".join(notices) or None)
-        if call_prefill:
-            chunks = with_forced_call(chunks, call_prefill)
+        if call_prefill or call_close:
+            chunks = with_forced_call(chunks, call_prefill, call_close)
         yield from reasoning.split_thoughts(chunks, opened) if thinks else chunks
 
     def prepare_tools(
         self, messages: Sequence[Message], params: GenerationParams
-    ) -> tuple[list[dict[str, Any]] | None, str, GenerationParams]:
-        """The tools the template shows, the text that begins the answer, and the params
-        (a forced call is held to its schema): see runtime.tools."""
+    ) -> tuple[list[dict[str, Any]] | None, tuple[str, str], GenerationParams]:
+        """The tools the template shows, the text that opens and closes a forced call, and
+        the params (a forced call is held to its schema): see runtime.tools."""
         from . import tools as tool_calls
 
         history = any(m.get("role") == "tool" or m.get("tool_calls") for m in messages)
         if params.tools is None and not history:
-            return None, "", params
-        tool_calls.require_support(self.template_vars.get("chat_template"))
+            return None, ("", ""), params
+        fmt = tool_calls.require_support(self.template_vars.get("chat_template"))
         if params.tools is None or params.tool_choice == "none":
-            return None, "", params
+            return None, ("", ""), params
         tools = json.loads(params.tools)
         if params.tool_choice == "auto":
-            return tools, "", params
+            return tools, ("", ""), params
         if not self.structured_output:
             engine = ENGINE_WORDS.get(self.name, self.name)
             raise InvalidParameters(
                 f"the {engine} engine cannot force a tool call (tool_choice "
                 f"{params.tool_choice!r}); use tool_choice 'auto'"
             )
-        schema = tool_calls.forced_call_schema(params.tools, params.tool_choice)
+        opener, schema, close = tool_calls.forced_call(
+            params.tools, params.tool_choice, fmt, params.parallel_tool_calls
+        )
         forced = params.replace(json_schema=json.dumps(schema), grammar=None)
-        return tools, tool_calls.OPEN + "\n", forced
+        return tools, (opener, close), forced
 
     def complete(
         self, prompt: str, params: GenerationParams | None = None, cancel: Any = None
@@ -281,6 +292,7 @@ class Backend(ABC):
         pending = ""  # text held back because it may be the start of a stop string
         finish = "length"
         hold = max((len(s) for s in params.stop), default=0)
+        drafted = accepted = 0
 
         def timings() -> Timings:
             end = time.perf_counter()
@@ -293,6 +305,8 @@ class Backend(ABC):
                 if n_gen > 1 and decode_s > 0
                 else 0.0,
                 total_s=end - start,
+                draft_tokens=drafted,
+                accepted_tokens=accepted,
             )
 
         if notice:
@@ -305,6 +319,7 @@ class Backend(ABC):
             for piece in gen:
                 if isinstance(piece, EngineFinished):
                     n_gen = max(n_gen, piece.completion_tokens)
+                    drafted, accepted = piece.draft_tokens, piece.accepted_tokens
                     finish = "cancelled" if cancel.is_set() else piece.reason
                     break
                 if first_at is None:
@@ -337,19 +352,17 @@ class Backend(ABC):
         yield Chunk("", n_prompt, n_gen, finish, timings())  # type: ignore[arg-type]
 
 
-def with_forced_call(chunks: Iterator[Chunk], prefill: str) -> Iterator[Chunk]:
-    """The answer's chunks with the call's opening tag (in the prompt) put back in front,
-    and its closing tag after a call that ended by itself (a cut-off one stays open)."""
+def with_forced_call(chunks: Iterator[Chunk], prefill: str, close: str) -> Iterator[Chunk]:
+    """The answer's chunks with the call's opening marker (in the prompt) put back in front,
+    and ``close`` after a call that ended by itself (a cut-off one stays open)."""
     import dataclasses
-
-    from .tools import CLOSE
 
     opened = False
     for chunk in chunks:
         if not opened and (chunk.text or chunk.finish_reason is not None):
             chunk, opened = dataclasses.replace(chunk, text=prefill + chunk.text), True
-        if chunk.finish_reason == "stop":
-            chunk = dataclasses.replace(chunk, text=chunk.text + "\n" + CLOSE)
+        if chunk.finish_reason == "stop" and close:
+            chunk = dataclasses.replace(chunk, text=chunk.text + close)
         yield chunk
 
 

@@ -13,7 +13,7 @@ from models.errors import FiresideError
 from .errors import error_body
 from .feed import END, Feed
 from .openai_request import ParsedRequest
-from .tools import ToolDeltas, call_entry, notice_for, split_reply, tool_names, tool_piece
+from .tools import call_entry, notice_for, reader_for, split_reply, tool_piece
 
 
 def finish_reason(reason: str | None) -> str:
@@ -59,8 +59,8 @@ def collect(chunks: list[Any], req: ParsedRequest, op: str, notice: str | None =
     reason = finish_reason(last.finish_reason if last else None)
     if op == "chat":
         message: dict[str, Any] = {"role": "assistant", "content": text}
-        if (names := tool_names(req.params)) is not None:
-            content, calls, malformed = split_reply(text, names, req.params.parallel_tool_calls)
+        if (reader := reader_for(req)) is not None:
+            content, calls, malformed = split_reply(text, reader)
             if calls:
                 message = {
                     "role": "assistant",
@@ -114,17 +114,16 @@ async def sse(feed: Feed, first: Any, req: ParsedRequest, op: str) -> AsyncItera
                     "finish_reason": reason}  # fmt: skip
         return {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
 
-    names = tool_names(req.params) if chat else None
-    calls = ToolDeltas(names, req.params.parallel_tool_calls) if names is not None else None
+    calls = reader_for(req) if chat else None
+
+    def written(parts: list[Any]) -> list[dict]:
+        out = [piece(p) if isinstance(p, str) else tool_piece(p) for p in parts if p]
+        return [p for p in out if p is not None]
 
     def pieces(text: str) -> list[dict]:
         if calls is None:
             return [piece(text)] if text else []
-        return [
-            piece(part) if isinstance(part, str) else tool_piece(part)
-            for part in calls.feed(text)
-            if part
-        ]
+        return written(calls.feed(text))
 
     try:
         if chat:
@@ -160,8 +159,7 @@ async def sse(feed: Feed, first: Any, req: ParsedRequest, op: str) -> AsyncItera
                 reason = finish_reason(item.finish_reason)
                 more: dict[str, Any] = {}
                 if calls is not None:
-                    for choice in [piece(t) if isinstance(t, str) else tool_piece(t)
-                                   for t in calls.finish() if t]:  # fmt: skip
+                    for choice in written(calls.finish()):
                         yield event([choice])
                     if calls.count and reason == "stop":
                         reason = "tool_calls"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .feed import END
-from .tools import ToolDeltas, notice_for, tool_names
+from .tools import notice_for, reader_for
 
 
 class StopWatcher:
@@ -48,17 +48,20 @@ async def pieces(
     """The answer as ("thinking", str), ("text", str), ("tool", call), then ("end", finish, last chunk, notice);
     or ("error", message) when the engine fails part way."""
     watch = watch or StopWatcher(())
-    names = tool_names(req.params)
-    calls = ToolDeltas(names, req.params.parallel_tool_calls) if names is not None else None
+    calls = reader_for(req)
+
+    def whole(parts: list[Any]) -> list[tuple]:
+        from runtime.tools import ToolCall
+
+        return [("text", p) if isinstance(p, str) else ("tool", p[1]) for p in parts
+                if p and (isinstance(p, str) or isinstance(p[1], ToolCall))]  # fmt: skip
 
     def split(text: str) -> list[tuple]:
         if not text:
             return []
         if calls is None:
             return [("text", text)]
-        return [
-            ("text", p) if isinstance(p, str) else ("tool", p[1]) for p in calls.feed(text) if p
-        ]
+        return whole(calls.feed(text))
 
     item, last = first, first
     while True:
@@ -86,8 +89,7 @@ async def pieces(
     for piece in split(watch.finish()):
         yield piece
     if calls is not None:
-        for p in calls.finish():
-            if p:
-                yield ("text", p) if isinstance(p, str) else ("tool", p[1])
+        for piece in whole(calls.finish()):
+            yield piece
     finish = "stop" if watch.matched is not None else last.finish_reason
     yield ("end", finish, last, notice_for(bool(calls and calls.malformed)))

@@ -127,6 +127,19 @@ def tool_names(params: Any) -> set[str] | None:
     return {t["function"]["name"] for t in json.loads(params.tools)}
 
 
+def reader_for(req: Any) -> ToolDeltas | None:
+    """The call reader of one chat request: the model's tool format; a forced call (held
+    to its schema by the engine) is read incrementally."""
+    from runtime.tools import HERMES, template_of, tool_format
+
+    names = tool_names(req.params)
+    if names is None:
+        return None
+    fmt = tool_format(template_of(req.record)) or HERMES
+    forced = req.params.tool_choice not in ("auto", "none")
+    return ToolDeltas(names, req.params.parallel_tool_calls, fmt, forced)
+
+
 def call_entry(call: Any, index: int | None = None) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": call.id,
@@ -138,19 +151,17 @@ def call_entry(call: Any, index: int | None = None) -> dict[str, Any]:
     return entry
 
 
-def split_reply(text: str, names: set[str], parallel: bool) -> tuple[str, list[Any], bool]:
+def split_reply(text: str, reader: ToolDeltas) -> tuple[str, list[Any], bool]:
     """(plain text, calls, whether something that looked like a call was not one)."""
-    from runtime.tools import CallReader, ToolCall
+    from runtime.tools import ToolCall
 
-    reader = CallReader(names)
     parts, calls = [], []
     for item in (*reader.feed(text), *reader.finish()):
-        if isinstance(item, ToolCall):
-            calls.append(item)
-        else:
+        if isinstance(item, str):
             parts.append(item)
-    dropped = not parallel and len(calls) > 1
-    return "".join(parts), calls[:1] if dropped else calls, reader.malformed
+        elif isinstance(item[1], ToolCall):
+            calls.append(item[1])
+    return "".join(parts), calls, reader.malformed
 
 
 def notice_for(malformed: bool) -> str | None:
@@ -160,33 +171,38 @@ def notice_for(malformed: bool) -> str | None:
 
 
 class ToolDeltas:
-    """The streamed side: text pieces in, plain text and (index, call) out, as the
-    OpenAI stream carries them; past the first call when parallel calls are off, the
-    rest are dropped."""
+    """The streamed side: text pieces in; plain text and (index, event) out, each call as
+    its start, argument pieces and the whole call (runtime.tool_reader); past the first
+    call when parallel calls are off, the rest are dropped."""
 
-    def __init__(self, names: set[str], parallel: bool) -> None:
+    def __init__(self, names: set[str], parallel: bool, fmt: str, incremental: bool) -> None:
         from runtime.tools import CallReader
 
-        self.reader = CallReader(names)
+        self.reader = CallReader(names, fmt, incremental)
         self.parallel = parallel
         self.count = 0
+        self.dropping = False
 
     @property
     def malformed(self) -> bool:
         return self.reader.malformed
 
     def _out(self, items: Any) -> list[Any]:
-        from runtime.tools import ToolCall
+        from runtime.tools import CallStart, ToolCall
 
         out: list[Any] = []
         for item in items:
-            if isinstance(item, ToolCall):
-                if self.count and not self.parallel:
-                    continue
-                out.append((self.count, item))
-                self.count += 1
-            else:
+            if isinstance(item, str):
                 out.append(item)
+                continue
+            if isinstance(item, CallStart):
+                self.dropping = bool(self.count) and not self.parallel
+                if not self.dropping:
+                    self.count += 1
+            if not self.dropping:
+                out.append((self.count - 1, item))
+            if isinstance(item, ToolCall):
+                self.dropping = False
         return out
 
     def feed(self, text: str) -> list[Any]:
@@ -196,13 +212,17 @@ class ToolDeltas:
         return self._out(self.reader.finish())
 
 
-def tool_piece(indexed: tuple[int, Any]) -> dict[str, Any]:
-    """One streamed choice carrying a whole call: its id, name and arguments at once (the
-    openai client's stream helpers join deltas by index)."""
-    index, call = indexed
-    return {
-        "index": 0,
-        "delta": {"tool_calls": [call_entry(call, index)]},
-        "logprobs": None,
-        "finish_reason": None,
-    }
+def tool_piece(indexed: tuple[int, Any]) -> dict[str, Any] | None:
+    """One streamed choice of a call: its start (id, name, no arguments yet), then its
+    argument pieces (the openai client joins them by index); None for the whole call."""
+    from runtime.tools import ArgsPiece, CallStart
+
+    index, event = indexed
+    if isinstance(event, CallStart):
+        call = {"index": index, "id": event.id, "type": "function",
+                "function": {"name": event.name, "arguments": ""}}  # fmt: skip
+    elif isinstance(event, ArgsPiece):
+        call = {"index": index, "function": {"arguments": event.text}}
+    else:
+        return None
+    return {"index": 0, "delta": {"tool_calls": [call]}, "logprobs": None, "finish_reason": None}

@@ -296,6 +296,8 @@ def _engine_for(fmt: str) -> str:
         return "mlx"
     if fmt in ("hf-safetensors", "hf-pytorch"):
         return "torch"
+    if fmt == "onnx":
+        return "onnx"
     raise UnsupportedModel(f"no memory estimate for {fmt} models")
 
 
@@ -322,17 +324,25 @@ def estimate(
     record: ModelRecord,
     n_ctx: int | None = None,
     *,
-    kv_dtype: str = "f16",
+    kv_dtype: str | None = None,  # None: the engine's own (f16; ONNX: the graph's type)
     flash_attn: bool = False,
     memory: Memory | None = None,
     n_parallel: int = 1,
 ) -> FitEstimate:
     """Estimate the peak memory of running ``record`` with ``n_ctx`` tokens of context for
     each of ``n_parallel`` requests served at once (llama.cpp gives every slot its own)."""
+    engine = _engine_for(record.format)
+    lookup = 0  # ONNX: an embedding table read a row per token, counted only at worst
+    if engine == "onnx":
+        from .onnx_fit import onnx_shape
+
+        a, weights, model_ctx, own_kv, lookup = onnx_shape(Path(record.path))
+        kv_dtype = kv_dtype or own_kv
+    else:
+        a, weights, model_ctx = _shape_and_weights(record)
+    kv_dtype = kv_dtype or "f16"
     if kv_dtype not in KV_DTYPE_BYTES:
         raise UnsupportedModel(f"unknown KV cache type {kv_dtype!r}")
-    engine = _engine_for(record.format)
-    a, weights, model_ctx = _shape_and_weights(record)
     notes: list[str] = []
     if n_ctx is None:
         n_ctx = min(model_ctx or DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
@@ -343,7 +353,12 @@ def estimate(
     if n_parallel < 1:
         raise UnsupportedModel("the number of requests at once must be 1 or more")
     kv = kv_cache_bytes(a, n_ctx, kv_dtype) * n_parallel
-    overhead, extra = _overheads(a, engine, n_ctx, flash_attn)
+    if engine == "onnx":
+        from .onnx_fit import onnx_overheads
+
+        overhead, extra = onnx_overheads(a, n_ctx, lookup)
+    else:
+        overhead, extra = _overheads(a, engine, n_ctx, flash_attn)
     typical = weights + kv + overhead
     worst = typical + extra
     mem = memory or available_memory(engine)
@@ -353,6 +368,8 @@ def estimate(
         verdict = "fits"
     else:
         verdict = "tight"
+    if lookup:
+        notes.append(f"its {lookup / 1e6:.0f} MB token-embedding table is read a row per token")
     if a.sliding_window and any(a.sliding_layers):
         n = sum(a.sliding_layers)
         notes.append(f"{n} of {a.n_layers} layers use a {a.sliding_window}-token sliding window")

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "app.commands.serve",
     "app.commands.doctor",
     "app.commands.convert",
+    "app.commands.bench",
 )
 
 

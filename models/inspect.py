@@ -26,6 +26,7 @@ from .hf import (
     read_hf_folder,
 )
 from .onnx_folder import describe_onnx_folder, is_onnx_folder
+from .openvino_folder import describe_openvino_folder, is_openvino_folder
 from .paths import canonical_path
 from .records import ModelRecord, slugify
 
@@ -430,9 +431,9 @@ def check_exists(path: Path) -> None:
 
 
 def kind_of(path: Path) -> str | None:
-    """'gguf', 'folder-model' (HF/MLX: config.json; ONNX: genai_config.json), 'collection' (a
-    folder), or None."""
-    if is_onnx_folder(path):
+    """'gguf', 'folder-model' (HF/MLX: config.json; ONNX: genai_config.json; OpenVINO:
+    openvino_model.xml), 'collection' (a folder), or None."""
+    if is_onnx_folder(path) or is_openvino_folder(path):
         return "folder-model"
     if path.is_file():
         if path.suffix.lower() == ".gguf" or is_gguf_file(path):
@@ -456,6 +457,8 @@ def describe(path: str | Path, *, source: str = "imported") -> ModelRecord:
         return _describe_gguf(path, source)
     if kind == "folder-model" and is_onnx_folder(path):
         return describe_onnx_folder(path, source, str(canonical_path(path)))
+    if kind == "folder-model" and is_openvino_folder(path):
+        return describe_openvino_folder(path, source, str(canonical_path(path)))
     if kind == "folder-model":
         return _describe_folder(path, source)
     if kind == "collection":
@@ -526,7 +529,11 @@ def _walk(
     if key in seen:
         return
     seen.add(key)
-    if is_onnx_folder(folder) or ((folder / CONFIG_FILE).is_file() and _has_weights(folder)):
+    if (
+        is_onnx_folder(folder)
+        or is_openvino_folder(folder)
+        or ((folder / CONFIG_FILE).is_file() and _has_weights(folder))
+    ):
         yield folder
         return
     try:

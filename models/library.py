@@ -22,6 +22,7 @@ from .atomic import fsync_dir
 from .catalog import Catalog
 from .errors import Cancelled, DiskFull, FiresideError, InvalidModelFile, LibraryError
 from .errors import describe as describe_error
+from .file_hashes import HASHED_FORMATS, file_hashes
 from .inspect import (
     _raise_empty,
     check_exists,
@@ -30,7 +31,6 @@ from .inspect import (
     kind_of,
     read_gguf_model,
 )
-from .onnx_folder import file_hashes
 from .records import ModelRecord
 from .space import require_space
 from .work import Progress
@@ -141,7 +141,7 @@ def import_model(
         for p, record, wanted in todo:
             owned = _is_inside(p, paths.models_dir())
             provenance = {**record.provenance, "mode": "link"}
-            if record.format == "onnx":  # its runtime never checks its weights: we do, at load
+            if record.format in HASHED_FORMATS:  # its runtime never checks its weights: we do
                 provenance["files"] = file_hashes(p)
             rec = record.replace(owned=owned, provenance=provenance)
             if wanted:

@@ -1,4 +1,4 @@
-"""ONNX Runtime GenAI model folders: what one is, whether it is whole, and its file hashes.
+"""ONNX Runtime GenAI model folders: what one is and whether it is whole.
 
 A folder made by onnxruntime-genai's model builder holds ``genai_config.json`` (the model's
 shape, its ``.onnx`` graph file, the search defaults), the graph (``model.onnx``), its
@@ -9,12 +9,12 @@ ONNX Runtime checks none of it well: a truncated weights file or a missing token
 generic error, and random bytes inside the weights load silently and produce garbage. So
 this module reads the graph's own record of where each weight lives (a small protobuf walk,
 no ``onnx`` package needed) and checks that the weights file holds every byte the graph asks
-for, and records SHA-256 hashes of the files so a load can verify them first.
+for, and the library records SHA-256 hashes of the files (models.file_hashes) so a load can
+verify them first.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mmap
 from dataclasses import dataclass, field
@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidModelFile
+from .file_hashes import file_hashes, sha256_file, verify_hashes  # noqa: F401 (their old home)
 from .records import ModelRecord, slugify
 
 GENAI_CONFIG = "genai_config.json"
 ONNX_FORMAT = "onnx"
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
-HASH_CHUNK = 8 * 1024 * 1024
 _TEMPLATE_BYTES = 1024 * 1024
 
 
@@ -275,48 +275,6 @@ def read_onnx_folder(folder: str | Path) -> OnnxFolder:
             )
         data_files.append(f)
     return OnnxFolder(folder, config, graph, tuple(data_files), tuple(inits), _template(folder))
-
-
-# -- hashes -----------------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(HASH_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_hashes(folder: str | Path) -> dict[str, str]:
-    """SHA-256 of every file of the folder, by name (the shape ``provenance["files"]`` has)."""
-    folder = Path(folder)
-    return {
-        f.name: sha256_file(f)
-        for f in sorted(folder.iterdir())
-        if f.is_file() and not f.name.startswith(".")
-    }
-
-
-def verify_hashes(folder: str | Path, expected: dict[str, str]) -> None:
-    """Raise InvalidModelFile naming each recorded file that is missing or changed."""
-    folder = Path(folder)
-    missing, changed = [], []
-    for name, digest in sorted(expected.items()):
-        f = folder / name
-        if not f.is_file():
-            missing.append(name)
-        elif sha256_file(f) != digest:
-            changed.append(name)
-    if missing:
-        raise InvalidModelFile(
-            f"{folder.name} is incomplete: {', '.join(missing)} went missing since the model "
-            "was added to the library"
-        )
-    if changed:
-        raise InvalidModelFile(
-            f"{', '.join(changed)} in {folder.name} changed since the model was added to the "
-            "library (its contents no longer match the recorded hash): the file is damaged or "
-            "was replaced; convert or import the model again"
-        )
 
 
 def describe_onnx_folder(folder: Path, source: str, origin: str) -> ModelRecord:

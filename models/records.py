@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-FORMATS = ("gguf", "gguf-split", "mlx", "hf-safetensors", "hf-pytorch", "onnx", "remote")
+FORMATS = (
+    "gguf", "gguf-split", "mlx", "hf-safetensors", "hf-pytorch", "onnx", "openvino", "remote"
+)  # fmt: skip
 HF_FORMATS = ("hf-safetensors", "hf-pytorch")  # Hugging Face / PyTorch: what converts
 SOURCES = ("bundled", "imported", "downloaded", "converted", "discovered", "remote")
 

@@ -1,9 +1,11 @@
 """Which engine runs which model: the model's format, the machine, and the user's override.
 
-GGUF -> llama.cpp. An MLX folder -> MLX on Apple Silicon; elsewhere MLX only runs on the
-CPU, slowly, so it is used only when asked for (``--backend mlx``). A Hugging Face folder
--> PyTorch (which then picks CUDA, MPS or the CPU). An ONNX GenAI folder -> ONNX Runtime GenAI.
-Nothing heavy is imported to decide.
+GGUF -> llama.cpp (OpenVINO GenAI also runs F16/Q8_0/Q4_0 GGUF files, when asked for or
+when ``fireside bench`` measured it faster). An MLX folder -> MLX on Apple Silicon; elsewhere
+MLX only runs on the CPU, slowly, so it is used only when asked for (``--backend mlx``). A
+Hugging Face folder -> PyTorch (which then picks CUDA, MPS or the CPU). An ONNX GenAI folder
+-> ONNX Runtime GenAI. An OpenVINO IR folder -> OpenVINO GenAI. :func:`engines_for` lists
+every engine that can run a given model here. Nothing heavy is imported to decide.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import importlib.util
 import platform
 from dataclasses import dataclass
 
+from models.errors import FiresideError
 from models.records import ModelRecord
 
 from .backend import Backend, BackendOptions
@@ -50,18 +53,26 @@ BACKENDS: dict[str, BackendSpec] = {
         "onnx",
         "ONNX Runtime GenAI folders",
     ),
+    "openvino": BackendSpec(
+        "runtime.openvino_backend",
+        "OpenVinoBackend",
+        ("openvino_genai",),
+        "openvino",
+        "OpenVINO IR folders and F16/Q8_0/Q4_0 GGUF files",
+    ),
     "remote": BackendSpec(
         "runtime.remote", "RemoteBackend", ("httpx",), "fireside", "OpenAI-compatible servers"
     ),
 }
 # model format -> backends that can run it, best first
 FORMAT_BACKENDS: dict[str, tuple[str, ...]] = {
-    "gguf": ("llama.cpp",),
+    "gguf": ("llama.cpp", "openvino"),
     "gguf-split": ("llama.cpp",),
     "mlx": ("mlx",),
     "hf-safetensors": ("torch",),
     "hf-pytorch": ("torch",),
     "onnx": ("onnx",),
+    "openvino": ("openvino",),
     "remote": ("remote",),
 }
 ALIASES = {
@@ -71,6 +82,8 @@ ALIASES = {
     "llama": "llama.cpp",
     "onnxruntime": "onnx",
     "onnxruntime-genai": "onnx",
+    "ov": "openvino",
+    "openvino-genai": "openvino",
 }
 
 
@@ -101,6 +114,30 @@ def install_hint(backend: str) -> str:
     return "pip install fireside" if extra == "fireside" else f"pip install 'fireside[{extra}]'"
 
 
+def cannot_run(backend: str, record: ModelRecord) -> str | None:
+    """Why ``backend``, which runs models of this format, cannot run this one (None: it can);
+    reads at most a file header."""
+    if backend == "openvino" and record.format == "gguf":
+        from models.openvino_folder import openvino_gguf_refusal
+
+        try:
+            return openvino_gguf_refusal(record.path)
+        except FiresideError as exc:
+            return str(exc)
+    return None
+
+
+def engines_for(record: ModelRecord) -> list[str]:
+    """Every engine that can run ``record`` here (installed, and able to run this file), best
+    first; the ones used only on request (MLX off Apple Silicon) come too: ``fireside bench``
+    runs them all."""
+    return [
+        name
+        for name in FORMAT_BACKENDS.get(record.format, ())
+        if installed(name) and cannot_run(name, record) is None
+    ]
+
+
 def normalize_name(name: str) -> str:
     key = name.strip().lower()
     return ALIASES.get(key, key)
@@ -121,6 +158,8 @@ def choose_backend(record: ModelRecord, override: str | None = None) -> str:
                 f"the {override} backend cannot run {record.format} models "
                 f"({override} runs {BACKENDS[override].formats}; for {record.name}: {can})"
             )
+        if why := cannot_run(override, record):
+            raise BackendUnavailable(why)
         candidates = (override,)
     if not candidates:
         raise BackendUnavailable(f"no backend runs models in the {record.format!r} format yet")
@@ -133,7 +172,7 @@ def choose_backend(record: ModelRecord, override: str | None = None) -> str:
             + ("; or convert the original weights to GGUF" if name == "mlx" else "")
         )
     for name in usable:
-        if installed(name):
+        if installed(name) and (name == usable[0] or cannot_run(name, record) is None):
             return name
     name = usable[0]
     raise BackendUnavailable(
@@ -186,6 +225,10 @@ def probe(backend: str) -> tuple[bool, str, tuple[str, ...]]:
             import onnxruntime_genai as og
 
             return True, f"onnxruntime-genai {og.__version__}", ("cpu",)
+        if backend == "openvino":
+            import openvino_genai
+
+            return True, f"openvino-genai {openvino_genai.__version__.split('-')[0]}", ("cpu",)
         if backend == "mlx":
             import mlx.core as mx
             import mlx_lm

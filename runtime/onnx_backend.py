@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from models.onnx_folder import read_onnx_folder, verify_hashes
+from models.file_hashes import verify_recorded
+from models.onnx_folder import read_onnx_folder
 
 from . import hf_tokens
 from .backend import DEFAULT_MAX_CTX, Backend
@@ -102,9 +103,7 @@ class OnnxBackend(Backend):
         if progress:
             progress(0, 3)
         folder = read_onnx_folder(path)  # structure and weight sizes, before ONNX Runtime
-        expected = self.record.provenance.get("files")
-        if isinstance(expected, dict) and expected:
-            verify_hashes(path, expected)  # the bytes the library recorded
+        verify_recorded(path, self.record.provenance)  # the bytes the library recorded
         try:
             import onnxruntime_genai as og
         except ImportError as exc:

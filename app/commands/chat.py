@@ -27,7 +27,9 @@ def register(sub: Any) -> None:
         "--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)"
     )
     p.add_argument("--ctx", type=int, metavar="N", help="context length to load the model with")
-    p.add_argument("--backend", metavar="NAME", help="force an engine (llama.cpp, mlx, torch)")
+    p.add_argument(
+        "--backend", metavar="NAME", help="force an engine (llama.cpp, mlx, torch, onnx, openvino)"
+    )
     p.add_argument("--stats", action="store_true", help="print tokens/s after each answer")
     shape = p.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="answer with one JSON object")

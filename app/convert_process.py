@@ -22,17 +22,19 @@ POLL_S = 0.1
 
 
 def _child(conn: Any, stop: Any, db_path: str, job: dict[str, Any]) -> None:
-    from app.commands.convert import convert_into_library
     from models import Cancelled, Catalog
     from models.errors import describe
+    from quant import Options, convert_into_library
 
     def send(kind: str) -> Progress:
         return lambda done, total: conn.send((kind, int(done), int(total)))
 
     try:
         catalog = Catalog(Path(db_path))
+        options = Options(report=job.pop("report"))
         result = convert_into_library(
             catalog=catalog,
+            options=options,
             progress=send("progress"),
             report_progress=send("report"),
             cancel=stop,
@@ -47,23 +49,6 @@ def _child(conn: Any, stop: Any, db_path: str, job: dict[str, Any]) -> None:
         conn.close()
 
 
-def _remove_partials(folder: Path, to: str, name: str | None) -> None:
-    """After a crash, what the child was writing (never under a final name) is deleted."""
-    import shutil
-
-    from app.commands.convert import output_label
-    from models.atomic import PARTIAL_SUFFIX
-    from models.paths import models_dir
-    from models.records import slugify
-
-    base = f".{slugify(name or Path(folder).name)}-{slugify(output_label(to)[0])}"
-    for partial in models_dir().glob(f"{base}*{PARTIAL_SUFFIX}"):
-        if partial.is_dir():
-            shutil.rmtree(partial, ignore_errors=True)
-        else:
-            partial.unlink(missing_ok=True)
-
-
 def convert_in_child(
     folder: Path,
     to: str,
@@ -76,15 +61,15 @@ def convert_in_child(
     report_progress: Progress | None = None,
     cancel: Any = None,
 ) -> Any:
-    """What :func:`app.commands.convert.convert_into_library` returns, computed in a child
+    """What :func:`quant.convert_into_library` returns, computed in a child
     (spawned: no copy of the window's threads or Qt state)."""
     from models import Cancelled
-    from quant import ConversionError
+    from quant import ConversionError, remove_partials
 
     mp = multiprocessing.get_context("spawn")
     stop = mp.Event()
     ours, theirs = mp.Pipe(duplex=False)
-    job = {"folder": folder, "to": to, "name": name, "source_id": source_id, "report": report}
+    job = {"source": folder, "to": to, "name": name, "source_id": source_id, "report": report}
     child = mp.Process(
         target=_child, args=(theirs, stop, str(db_path), job), name="fireside-convert", daemon=True
     )
@@ -117,7 +102,7 @@ def convert_in_child(
             child.kill()
             child.join(5)
     if outcome is None:
-        _remove_partials(folder, to, name)
+        remove_partials(folder, to, name)  # what the child was writing: never a final name
         raise ConversionError(
             f"the conversion stopped unexpectedly (its process ended with code "
             f"{child.exitcode}); nothing was added to your library"

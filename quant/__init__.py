@@ -1,9 +1,14 @@
-"""Conversion: Hugging Face / PyTorch checkpoints to GGUF (and MLX, quant.mlx). No Qt.
+"""Conversion: Hugging Face / PyTorch checkpoints to GGUF, MLX or ONNX. No Qt.
 
-``convert(source, to, out=None, progress=None, cancel=None)`` is the face; the output types
-are in ``OUTPUT_TYPES`` and the architectures in ``supported_architectures()``. The K-quant
-and Q4_0 types are quantized by ggml's own quantizer in xllamacpp's library, in llama.cpp's
-mixes (``quant.kquant_rules``).
+The face every caller uses is ``convert_into_library(source, to, catalog=..., out=None,
+name=None, options=Options(...), progress=..., cancel=...)``: the source checked before any
+heavy work, converted, measured against the source, registered with its provenance; it
+returns ``Converted`` (the record, the quality report). ``check`` and ``expected_size`` say
+beforehand whether a source can become a type and how big it will be; ``target`` parses an
+output type and ``TARGETS`` lists them all (GGUF ``gguf-q4_k_m`` ..., MLX ``mlx-4bit`` ...,
+ONNX ``onnx-int8``/``onnx-int4``). ``convert`` writes a GGUF file only (no record); the
+K-quant and Q4_0 types are quantized by ggml's own quantizer in xllamacpp's library, in
+llama.cpp's mixes (``quant.kquant_rules``).
 """
 
 from __future__ import annotations
@@ -16,17 +21,41 @@ from typing import Any
 from models.work import Progress
 
 from .errors import ConversionError, NotEnoughSpace
+from .pipeline import (
+    Converted,
+    Options,
+    check,
+    convert_into_library,
+    expected_size,
+    library_output,
+    measure,
+    remove_partials,
+    write,
+)
+from .targets import TARGETS, Target, target
 from .types import CONVERTER_VERSION, OUTPUT_TYPES, OutputType, output_type
 
 __all__ = [
     "CONVERTER_VERSION",
     "OUTPUT_TYPES",
+    "TARGETS",
     "ConversionError",
+    "Converted",
     "NotEnoughSpace",
+    "Options",
     "OutputType",
+    "Target",
+    "check",
     "convert",
+    "convert_into_library",
+    "expected_size",
+    "library_output",
+    "measure",
     "output_type",
+    "remove_partials",
     "supported_architectures",
+    "target",
+    "write",
 ]
 
 
@@ -39,7 +68,8 @@ def convert(
     name: str | None = None,
     imatrix: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Convert a Hugging Face folder to GGUF ``to`` (``gguf-f16`` ... ``gguf-q4_k_m``).
+    """Write the Hugging Face folder as a GGUF of type ``to`` (``gguf-f16`` ... ``gguf-q4_k_m``)
+    at ``out``, nothing more (no record, no report: see ``convert_into_library``).
 
     Unsupported or broken input is refused before any heavy work; a cancel (``cancel.is_set()``)
     or a failure removes every partial file. ``imatrix`` (GGUF tensor name -> one weight per

@@ -3,7 +3,8 @@
 The same guarantees as the GGUF path: the folder and its architecture are checked before any
 heavy work; mlx-lm runs in a child process (so a cancel stops it at once and a native crash
 stays there) on a staged copy of the source whose config is made explicit for mlx-lm; the
-output is written under a temporary name, read back and checked, and only then renamed.
+output is staged beside the target (quant.staging), read back and checked, and only then
+renamed.
 
 Why the staging: a config saved by transformers 5 keeps the RoPE base under
 ``rope_parameters``, which mlx-lm's model classes do not read; they silently fall back to
@@ -14,11 +15,9 @@ carries ``rope_theta`` (and ``rope_scaling``) at the top level, where mlx-lm loo
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from .child import run_tool
 from .errors import CONVERT_ADVICE, ConversionError, NotEnoughSpace
 from .mlx_config import mlx_config
 from .sources import require_tokenizer, require_unquantized
+from .staging import require_new, require_tools, staged_output
 
 MLX_CONVERTER_VERSION = "fireside-mlx 1"
 GROUP_SIZES = (32, 64, 128)
@@ -241,16 +241,8 @@ def convert_mlx(
             f"group size {group} is not supported; use one of {', '.join(map(str, GROUP_SIZES))}"
         )
     ckpt, _ = check_source(source)
-    missing = [m for m in ("mlx", "mlx_lm") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise UnsupportedModel(
-            f"MLX conversion needs {', '.join(missing)}, which is not installed: "
-            f"pip install 'fireside[mlx]'"
-        )
-    final = Path(out).expanduser() if out else default_output(ckpt, mtype)
-    if final.exists():
-        raise ConversionError(f"{final} already exists; choose another output name (-o)")
-    final.parent.mkdir(parents=True, exist_ok=True)
+    require_tools(mtype.name)
+    final = require_new(Path(out).expanduser() if out else default_output(ckpt, mtype))
     require_space(
         final.parent,
         estimated_bytes(ckpt, mtype, group),
@@ -275,26 +267,20 @@ def convert_mlx(
     if dtype is None:  # quantized: scales and unquantized layers in the source's 16-bit type
         src_dtype = str(ckpt.config.get("dtype") or ckpt.config.get("torch_dtype") or "")
         dtype = src_dtype if src_dtype in ("bfloat16", "float16") else "bfloat16"
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        staged, written = work / "source", work / "out"
+    with staged_output(final) as stage:
+        staged = stage.scratch / "source"
         _stage(ckpt, staged)
         step("checked")
-        bpw_line = _run_child(staged, written, dtype, mtype.bits, group, step, cancel)
+        bpw_line = _run_child(staged, stage.out, dtype, mtype.bits, group, step, cancel)
         step("saved")
         if cancel is not None and cancel.is_set():
             raise Cancelled("conversion cancelled; nothing was kept")
-        facts = _verify(written, ckpt, mtype, group)
+        facts = _verify(stage.out, ckpt, mtype, group)
         if bpw_line:
             facts["mlx_lm"] = bpw_line.removeprefix("[INFO] ")
         with contextlib.suppress(FileNotFoundError):
-            (written / "README.md").unlink()  # mlx-lm's model card points at the Hub
-        os.replace(written, final)
-        step("verified")
-    except OSError as exc:
-        raise ConversionError(f"could not write {final}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            (stage.out / "README.md").unlink()  # mlx-lm's model card points at the Hub
+    step("verified")
     return MLXResult(final, mtype, group if mtype.bits is not None else None, facts)
 
 

@@ -2,8 +2,8 @@
 
 Through onnxruntime-genai's own model builder, with the guarantees of the other converters:
 the source and its architecture are checked before any heavy work; the builder runs in a
-child process (a cancel kills it at once, a native crash stays there) writing into a
-temporary folder beside the output, with its cache inside it; the result is read back
+child process (a cancel kills it at once, a native crash stays there) writing into the
+staging folder beside the output (quant.staging), with its cache inside it; the result is read back
 (graph, every weight byte, tokenizer, shape against the source) and only then renamed into
 place. The file hashes go into the record's provenance so every load can verify them
 (ONNX Runtime loads damaged weights silently).
@@ -16,25 +16,24 @@ time and its kernels quantize activations too), so they are what is measured.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models.errors import Cancelled, InvalidModelFile, UnsupportedModel
+from models.errors import Cancelled, InvalidModelFile
 from models.hf import HFCheckpoint, read_hf_folder, require_architecture
 from models.onnx_folder import OnnxFolder, file_hashes, read_onnx_folder
 from models.records import ModelRecord
+from models.space import require_space
 from models.work import Progress
 
 from .child import STAGE_PREFIX, run_tool
-from .errors import ConversionError, NotEnoughSpace, QualityError
+from .errors import CONVERT_ADVICE, ConversionError, NotEnoughSpace, QualityError
 from .sources import require_tokenizer, require_unquantized
+from .staging import require_new, require_tools, staged_output
 
 ONNX_CONVERTER_VERSION = "fireside-onnx 1"
 SPACE_MARGIN = 64 * 1024 * 1024
@@ -97,18 +96,6 @@ def check_source(source: str | os.PathLike[str]) -> HFCheckpoint:
     require_unquantized(ckpt)
     require_tokenizer(ckpt)
     return ckpt
-
-
-def _need_builder() -> None:
-    missing = [
-        m for m in ("onnxruntime_genai", "onnx_ir", "torch", "transformers")
-        if importlib.util.find_spec(m) is None
-    ]  # fmt: skip
-    if missing:
-        raise UnsupportedModel(
-            f"ONNX conversion needs {', '.join(missing)}, which is not installed: "
-            "pip install 'fireside[onnx,torch]'"
-        )
 
 
 # -- the child process --------------------------------------------------------------------------
@@ -184,21 +171,14 @@ def convert_onnx(
     """
     otype = onnx_type(to)
     ckpt = check_source(source)
-    _need_builder()
-    final = Path(out).expanduser() if out else default_output(ckpt, otype)
-    if final.exists():
-        raise ConversionError(f"{final} already exists; choose another output name (-o)")
-    final.parent.mkdir(parents=True, exist_ok=True)
+    require_tools(otype.name)
+    final = require_new(Path(out).expanduser() if out else default_output(ckpt, otype))
     params = ckpt.parameter_count or ckpt.weight_bytes // 2
     # quantized matrices, plus float32 embeddings and the builder's float32 working copies
     needed = int(params * otype.bits_per_weight / 8) + params * 4 + SPACE_MARGIN
-    free = shutil.disk_usage(final.parent).free
-    if free < needed:
-        raise NotEnoughSpace(
-            f"not enough free disk space in {final.parent}: the conversion needs about "
-            f"{needed / 1e9:.2f} GB, {free / 1e9:.2f} GB are free. "
-            f"Free some space or choose another output folder (-o)."
-        )
+    require_space(
+        final.parent, needed, doing="the conversion", advice=CONVERT_ADVICE, error=NotEnoughSpace
+    )
     reached = 0
 
     def step(stage: str) -> None:
@@ -211,21 +191,13 @@ def convert_onnx(
 
     if progress:
         progress(0, len(STAGES))
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        written, cache = work / "out", work / "cache"
-        cache.mkdir()
+    with staged_output(final) as stage:
         step("checked")
-        _run_child(ckpt.path.resolve(), written, otype.precision, cache, step, cancel)
+        _run_child(ckpt.path.resolve(), stage.out, otype.precision, stage.scratch, step, cancel)
         if cancel is not None and cancel.is_set():
             raise Cancelled("conversion cancelled; nothing was kept")
-        _verify(written, ckpt, otype)
-        os.replace(written, final)
-        step("verified")
-    except OSError as exc:
-        raise ConversionError(f"could not write {final}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        _verify(stage.out, ckpt, otype)
+    step("verified")
     return final
 
 

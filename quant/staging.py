@@ -32,6 +32,17 @@ class Stage:
     scratch: Path  # a folder for working files, removed with the stage
 
 
+def require_tools(to: str) -> None:
+    """Refuse in words (with the install command) when the converter of ``to`` is missing."""
+    from models.errors import UnsupportedModel
+
+    from .targets import target
+
+    problem = target(to).unavailable()
+    if problem:
+        raise UnsupportedModel(problem)
+
+
 def require_new(final: Path) -> Path:
     """``final``, refused in words when something already has that name."""
     if final.exists():
@@ -69,9 +80,7 @@ def staged_output(final: Path) -> Iterator[Stage]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def partials_beside(final: Path) -> list[Path]:
-    """Staging folders of ``final`` (or of a numbered sibling, ``final-2``) that a killed
-    process left behind."""
-    base = Path(final)
-    stem = base.name.removesuffix(".gguf")
-    return sorted(base.parent.glob(f".{stem}*{PARTIAL_SUFFIX}"))
+def partials_beside(base: Path) -> list[Path]:
+    """Staging folders a killed process left behind for outputs named ``base`` or after it
+    (``base.gguf``, ``base-2``...)."""
+    return sorted(Path(base).parent.glob(f".{Path(base).name}*{PARTIAL_SUFFIX}"))

@@ -22,6 +22,7 @@ import numpy as np
 from models.errors import Cancelled, InvalidModelFile
 from models.gguf import read_gguf
 from models.hf import HFCheckpoint, read_hf_folder
+from models.records import ModelRecord
 from models.space import require_space
 from models.work import Progress
 
@@ -381,3 +382,20 @@ def convert(
     if progress:
         progress(total, total)
     return final
+
+
+def gguf_record(
+    path: Path, source: str | os.PathLike[str], to: str, name: str | None = None
+) -> ModelRecord:
+    """The library record of a converted GGUF, with its provenance (not yet registered)."""
+    from models.inspect import describe
+
+    record = describe(Path(path), source="converted")
+    return record.replace(
+        name=name or record.name,
+        provenance={
+            "origin": str(Path(source).expanduser().resolve()),
+            "converter": CONVERTER_VERSION,
+            "type": output_type(to).name,
+        },
+    )

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_convert_into_library_registers_with_hashes_and_quality(hf_checkpoint, fresh_home):
-    from app.commands.convert import convert_into_library
+    from quant import convert_into_library
     from models.onnx_folder import file_hashes
 
     catalog = Catalog()

@@ -1,0 +1,76 @@
+"""Every output type a conversion can make, in one table: GGUF (our own writer), MLX (mlx-lm)
+and ONNX (onnxruntime-genai's model builder). The CLI's ``--to``, its help and the window's
+choices all read it; what each family needs installed is said here too."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+from .errors import ConversionError
+from .mlx import MLX_TYPES
+from .onnx import ONNX_TYPES
+from .types import OUTPUT_TYPES
+
+FAMILIES = ("gguf", "mlx", "onnx")
+# What each family imports in its converter, and the extra that installs it.
+NEEDS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "gguf": ((), "", ""),
+    "mlx": (("mlx", "mlx_lm"), "fireside[mlx]", "MLX conversion"),
+    "onnx": (
+        ("onnxruntime_genai", "onnx_ir", "torch", "transformers"),
+        "fireside[onnx,torch]",
+        "ONNX conversion",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # what the user types: gguf-q4_k_m, mlx-4bit, onnx-int8
+    family: str  # gguf, mlx or onnx: which converter makes it, and the library's format
+    label: str  # what the library shows: Q4_K_M, MLX 4-bit, ONNX int8
+    bits_per_weight: float | None  # roughly, for the 2-D weights (None: unquantized MLX)
+
+    @property
+    def suffix(self) -> str:
+        """The output's file suffix (MLX and ONNX outputs are folders)."""
+        return ".gguf" if self.family == "gguf" else ""
+
+    def missing(self) -> list[str]:
+        """The modules its converter needs that are not installed."""
+        return [m for m in NEEDS[self.family][0] if importlib.util.find_spec(m) is None]
+
+    def unavailable(self) -> str | None:
+        """Why this machine cannot make it, in plain words with the install command; None
+        when it can."""
+        missing = self.missing()
+        if not missing:
+            return None
+        _, extra, what = NEEDS[self.family]
+        which = "which is" if len(missing) == 1 else "which are"
+        return f"{what} needs {', '.join(missing)}, {which} not installed: pip install '{extra}'"
+
+
+def _table() -> dict[str, Target]:
+    table = {
+        t.name: Target(t.name, "gguf", t.label, t.bits_per_weight) for t in OUTPUT_TYPES.values()
+    }
+    for m in MLX_TYPES.values():
+        table[m.name] = Target(m.name, "mlx", m.label, float(m.bits) if m.bits else None)
+    for o in ONNX_TYPES.values():
+        table[o.name] = Target(o.name, "onnx", o.label, o.bits_per_weight)
+    return table
+
+
+TARGETS: dict[str, Target] = _table()
+
+
+def target(name: str) -> Target:
+    """The output type ``name`` (``q4_k_m`` is taken for ``gguf-q4_k_m``); an unknown name is
+    refused in words that list every type."""
+    key = str(name).strip().lower()
+    found = TARGETS.get(key) or TARGETS.get(f"gguf-{key}")
+    if found is None:
+        raise ConversionError(f"unknown output type {name!r}; choose one of: {', '.join(TARGETS)}")
+    return found

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from . import paths
 from .atomic import fsync_dir
@@ -33,15 +33,11 @@ from .inspect import (
 )
 from .records import ModelRecord
 from .space import require_space
-from .work import Progress
+from .work import CancelFlag, Progress
 
 COPY_CHUNK = 8 * 1024 * 1024
 DISK_MARGIN = 256 * 1024 * 1024  # leave this much free after a copy
 IMPORT_MODES = ("link", "copy")
-
-
-class CancelToken(Protocol):
-    def is_set(self) -> bool: ...
 
 
 def _is_inside(path: Path, folder: Path) -> bool:
@@ -85,7 +81,7 @@ def import_model(
     name: str | None = None,
     catalog: Catalog | None = None,
     progress: Progress | None = None,
-    cancel: CancelToken | None = None,
+    cancel: CancelFlag | None = None,
 ) -> list[ModelRecord]:
     """Validate and register the model(s) at ``path``; returns their records.
 
@@ -184,7 +180,7 @@ def _copy_file(
     total: int,
     done: list[int],
     progress: Progress | None,
-    cancel: CancelToken | None,
+    cancel: CancelFlag | None,
 ) -> str:
     digest = hashlib.sha256()
     try:
@@ -215,7 +211,7 @@ def _copy_in(
     total: int,
     done: list[int],
     progress: Progress | None,
-    cancel: CancelToken | None,
+    cancel: CancelFlag | None,
 ) -> ModelRecord:
     library = paths.models_dir()
     model_id = catalog.unique_id(record.id)

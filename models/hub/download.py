@@ -21,9 +21,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from models.work import Progress
+from models.work import CancelFlag, Progress
 
 from .. import paths
 from ..errors import Cancelled, is_disk_full
@@ -46,10 +46,6 @@ HASH_BLOCK = 4 * 1024 * 1024
 PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks (and always the last one)
 _ETAG = re.compile(r"^[A-Za-z0-9_\-]{6,128}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-
-
-class CancelEvent(Protocol):
-    def is_set(self) -> bool: ...
 
 
 # -- references ---------------------------------------------------------------------------
@@ -77,7 +73,7 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
 class _Tracker:
     """Adds up bytes across files and calls ``progress(done, total)``, at most every 0.1 s."""
 
-    def __init__(self, total: int, progress: Progress | None, cancel: CancelEvent | None) -> None:
+    def __init__(self, total: int, progress: Progress | None, cancel: CancelFlag | None) -> None:
         self.total = total
         self.done = 0
         self.downloaded = 0
@@ -439,7 +435,7 @@ def pull(
     revision: str | None = None,
     include: Sequence[str] = (),
     progress: Progress | None = None,
-    cancel: CancelEvent | None = None,
+    cancel: CancelFlag | None = None,
     offline: bool | None = None,
     catalog: Any = None,
 ) -> PullResult:
@@ -458,7 +454,7 @@ def pull_plan(
     plan: PullPlan,
     *,
     progress: Progress | None = None,
-    cancel: CancelEvent | None = None,
+    cancel: CancelFlag | None = None,
     catalog: Any = None,
 ) -> PullResult:
     tracker = _Tracker(plan.total, progress, cancel)

@@ -25,10 +25,21 @@ POLL_S = 0.1
 ROOT = str(Path(__file__).resolve().parents[1])
 
 
+DISK_FULL = "DiskFull"  # the failure line's kind for a full disk (or a file-size limit)
+
+
 def report_failure(exc: BaseException) -> int:
     """In the child: the failure's line for the parent; the exit status to return."""
+    from models.errors import is_disk_full
+
     text = " ".join(str(exc).split())[:500]
-    print(f"{ERROR_PREFIX}{type(exc).__name__}: {text}", flush=True)
+    kind, cause = type(exc).__name__, exc
+    while cause is not None:  # a full disk, however deep the tool wrapped it
+        if is_disk_full(cause):
+            kind = DISK_FULL
+            break
+        cause = cause.__cause__ or cause.__context__
+    print(f"{ERROR_PREFIX}{kind}: {text}", flush=True)
     return 2
 
 
@@ -94,7 +105,8 @@ def run_tool(
     kind, _, text = error.partition(": ")
     if kind == "MemoryError":
         raise ConversionError(f"{tool} ran out of memory; nothing was kept")
-    if kind in ("OSError", "RuntimeError") and ("write" in text.lower() or "no space" in text.lower()):  # fmt: skip
+    written = "write" in text.lower() or "no space" in text.lower()
+    if kind == DISK_FULL or (kind in ("OSError", "RuntimeError") and written):
         raise NotEnoughSpace(
             f"{tool} could not write its output (is the disk full?); nothing was kept. "
             f"{CONVERT_ADVICE}"

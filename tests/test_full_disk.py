@@ -65,7 +65,7 @@ def test_a_copy_import_that_fills_the_disk(tmp_path: Path) -> None:
     assert [p for p in tmp_path.rglob("*.gguf")] == [model]
 
 
-@pytest.mark.parametrize("kind", ["gguf-f16", "gguf-q8_0", "gguf-q4_k_m", "mlx-bf16"])
+@pytest.mark.parametrize("kind", ["gguf-f16", "gguf-q8_0", "gguf-q4_k_m", "mlx-bf16", "onnx-int8"])
 def test_a_conversion_that_fills_the_disk(tmp_path: Path, hf_checkpoint: Path, kind: str) -> None:
     source = build_tiny("LlamaForCausalLM", tmp_path / "src", hf_checkpoint)
     home = tmp_path / "home"

@@ -10,8 +10,9 @@ pooling is "none" (a chat model's) as not OpenAI-compatible; so a model gets its
 embedding engine with mean pooling (one vector a text: the average of its tokens' last
 hidden states), loaded on its first request in this process (about 0.4 s for the bundled
 model) and kept until another model is asked for, ``idle_unload_s`` pass, or ``close()``.
-One request at a time per engine. MLX, PyTorch, ONNX and remote models cannot embed here:
-a plain :class:`InvalidParameters` says so.
+One request at a time per engine. A remote model's request is forwarded to its server's
+``/embeddings``. MLX, PyTorch and ONNX models cannot embed here: a plain
+:class:`InvalidParameters` says so.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ ENGINE_NAMES = {
     "hf-safetensors": "PyTorch",
     "hf-pytorch": "PyTorch",
     "onnx": "ONNX Runtime",
-    "remote": "a remote server",
 }
 
 
@@ -76,6 +76,8 @@ class Embedder:
             raise InvalidParameters("input holds an empty string; there is nothing to embed")
         if encoding_format not in ENCODINGS:
             raise InvalidParameters("encoding_format must be 'float' or 'base64'")
+        if record.format == "remote":
+            return embed_remote(record, items, encoding_format)
         if record.format not in ("gguf", "gguf-split"):
             engine = ENGINE_NAMES.get(record.format, record.format)
             raise ModelCannotEmbed(
@@ -164,3 +166,49 @@ def _reap(ref: weakref.ref) -> None:
         embedder.reap_if_idle()
         del embedder
         time.sleep(period)
+
+
+def embed_remote(record: ModelRecord, items: list[str], encoding_format: str) -> dict[str, Any]:
+    """A remote model's embeddings: the request forwarded to its server's /embeddings."""
+    import httpx
+
+    from .errors import RemoteError
+    from .remote import (
+        CONNECT_TIMEOUT_S,
+        _headers,
+        _net_words,
+        _refusal,
+        api_key_from_env,
+        normalize_base_url,
+        refuse_if_offline,
+    )
+
+    extra = record.extra or {}
+    base = normalize_base_url(extra.get("url") or record.path.split("#", 1)[0])
+    refuse_if_offline(base)
+    key = api_key_from_env(extra.get("api_key_env"), record.name)
+    body = {"model": extra.get("remote_model"), "input": items, "encoding_format": encoding_format}
+    try:
+        with httpx.Client(timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=120.0)) as client:
+            resp = client.post(f"{base}/embeddings", json=body, headers=_headers(key))
+    except httpx.HTTPError as exc:
+        raise RemoteError(f"could not reach the server at {base} ({_net_words(exc)})") from None
+    if resp.status_code == 404:
+        raise ModelCannotEmbed(f"the server at {base} makes no embeddings (it has no /embeddings)")
+    if resp.status_code != 200:
+        raise _refusal(resp, base)
+    try:
+        answer = resp.json()
+        data = sorted(answer["data"], key=lambda d: d.get("index", 0))
+        vectors = [{"index": i, "embedding": d["embedding"]} for i, d in enumerate(data)]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise RemoteError(f"the server at {base} sent embeddings Fireside cannot read") from None
+    usage = answer.get("usage") or {}
+    prompt = int(usage.get("prompt_tokens") or 0)
+    return {
+        "data": vectors,
+        "usage": {
+            "prompt_tokens": prompt,
+            "total_tokens": int(usage.get("total_tokens") or prompt),
+        },
+    }

@@ -338,14 +338,12 @@ class RemoteBackend(Backend):
         params: GenerationParams | None = None,
         cancel: Any = None,
     ) -> Iterator[Chunk]:
+        from .remote_tools import remote_messages, request_fields
+
         params = params or GenerationParams()
-        if params.tools is not None:
-            raise InvalidParameters(
-                "tool calls through a remote engine are not supported yet; call the remote "
-                "server directly"
-            )
         body = self._body(params)
-        body["messages"] = validate_messages(messages)
+        body.update(request_fields(params))  # tools and thinking: the remote's to apply
+        body["messages"] = remote_messages(validate_messages(messages))
         return self._run("chat/completions", body, cancel)
 
     def complete(
@@ -401,6 +399,9 @@ class RemoteBackend(Backend):
             except Exception as exc:  # never let the reader die silently
                 events.put(("fail", RemoteError(f"reading from {base} failed: {exc}")))
 
+        from .remote_tools import CallMarkup
+
+        calls = CallMarkup()
         start = time.perf_counter()
         first_at: float | None = None
         n_prompt = n_gen = 0
@@ -456,18 +457,22 @@ class RemoteBackend(Backend):
                 for choice in value.get("choices") or ():
                     delta = choice.get("delta") if "delta" in choice else None
                     text = (delta or {}).get("content") if delta is not None else choice.get("text")
-                    if text:
+                    thought = (delta or {}).get("reasoning_content") or (delta or {}).get(
+                        "reasoning"
+                    )
+                    text = (text or "") + calls.feed((delta or {}).get("tool_calls"))
+                    if text or thought:
                         if first_at is None:
                             first_at = time.perf_counter()
                         n_gen += 1
-                        yield Chunk(text, n_prompt, n_gen)
+                        yield Chunk(text, n_prompt, n_gen, reasoning=str(thought or ""))
                     reason = choice.get("finish_reason")
                     if reason:
                         finish = _FINISH.get(reason, "stop")
         finally:
             stop.set()
         yield Chunk(
-            "",
+            calls.close(),
             n_prompt,
             usage_gen if usage_gen is not None else n_gen,
             finish,  # type: ignore[arg-type]

@@ -121,7 +121,6 @@ def test_engines_that_cannot_embed_are_named(bundled_gguf):
         for fmt, engine in (
             ("mlx", "MLX"),
             ("hf-safetensors", "PyTorch"),
-            ("remote", "a remote server"),
         ):
             record = ModelRecord(id="m", name="Some Model", format=fmt, path="/x", source="t")
             with pytest.raises(InvalidParameters, match=engine):

@@ -27,3 +27,10 @@ def partial_of(env: Path, data: bytes, repo: str = GGUF_REPO) -> Path:
 
 def blob_of(env: Path, data: bytes, repo: str = GGUF_REPO) -> Path:
     return cache_folder(env, repo) / "blobs" / hashlib.sha256(data).hexdigest()
+
+
+def downloaded(env: Path) -> list:
+    """The library's downloaded records, read from the test home's database."""
+    from models import Catalog
+
+    return [r for r in Catalog(env / "home" / "fireside.db").list() if r.source == "downloaded"]

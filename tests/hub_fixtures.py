@@ -68,3 +68,48 @@ def fake_hub(env: Path, served, monkeypatch: pytest.MonkeyPatch):
         )
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         yield hub
+
+
+@pytest.fixture(scope="session")
+def served_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, bytes]]:
+    """The repositories' contents, built once: real tiny GGUF files and an HF folder."""
+    d = tmp_path_factory.mktemp("served")
+    gguf_files = {
+        Q4: tiny_gguf(d / Q4, 15, seed=1)[0].read_bytes(),
+        Q8: tiny_gguf(d / Q8, 7, seed=2)[0].read_bytes(),
+        "mmproj-tiny-f16.gguf": tiny_gguf(d / "mmproj.gguf", 1, seed=3, n=4096)[0].read_bytes(),
+        "README.md": b"# tiny\n",
+    }
+    for shard in tiny_gguf(d / "tiny-F16.gguf", 1, seed=4, split=True):
+        gguf_files[shard.name] = shard.read_bytes()
+    hf = tiny_hf_folder(d / "hf", seed=5)
+    hf_files = {
+        **hf,
+        "pytorch_model.bin": b"\0" * 5000,
+        "README.md": b"# hf\n",
+        "LICENSE.txt": b"license\n",
+    }
+    mlx_files = {**tiny_hf_folder(d / "mlx", seed=6), "README.md": b"# mlx\n"}
+    return {"gguf": gguf_files, "hf": hf_files, "mlx": mlx_files}
+
+
+@pytest.fixture
+def hub(env: Path, served_files, monkeypatch: pytest.MonkeyPatch):
+    with FakeHub() as fake:
+        fake.add_repo(GGUF_REPO, served_files["gguf"], downloads=500, likes=7, tags=["gguf"])
+        fake.add_repo(
+            "other/tiny-GGUF",
+            {"o-Q4_0.gguf": served_files["gguf"][Q8]},
+            downloads=9000,
+            tags=["gguf"],
+        )
+        fake.add_repo("test/tiny-hf", served_files["hf"], downloads=20, tags=["safetensors"])
+        fake.add_repo(
+            "mlx-community/tiny-4bit",
+            served_files["mlx"],
+            downloads=40,
+            tags=["mlx", "safetensors"],
+            library="mlx",
+        )
+        monkeypatch.setenv("HF_ENDPOINT", fake.url)
+        yield fake

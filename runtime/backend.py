@@ -37,6 +37,10 @@ class BackendOptions:
     n_parallel: int | None = None  # llama.cpp: requests served at once (None: 1)
     device: str | None = None  # torch: "cuda", "mps", "cpu"
     dtype: str | None = None  # torch: "float32", "bfloat16", "float16"
+    # llama.cpp: speculative decoding ("off", "ngram"; None: runtime.speculative.DEFAULT)
+    # and a draft model (a GGUF path with the same vocabulary; implies draft speculation).
+    speculate: str | None = None
+    draft: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -49,6 +53,9 @@ class BackendOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value < least):
                 raise InvalidParameters(f"{what} must be at least {least}, got {value}")
+        from .speculative import check_mode
+
+        check_mode(self.speculate)
 
 
 ENGINE_WORDS = {"mlx": "MLX", "torch": "PyTorch"}
@@ -63,6 +70,8 @@ class EngineFinished:
 
     reason: str  # "stop" or "length"
     completion_tokens: int
+    draft_tokens: int = 0  # speculative decoding: tokens proposed, and of them accepted
+    accepted_tokens: int = 0
 
 
 class Backend(ABC):
@@ -283,6 +292,7 @@ class Backend(ABC):
         pending = ""  # text held back because it may be the start of a stop string
         finish = "length"
         hold = max((len(s) for s in params.stop), default=0)
+        drafted = accepted = 0
 
         def timings() -> Timings:
             end = time.perf_counter()
@@ -295,6 +305,8 @@ class Backend(ABC):
                 if n_gen > 1 and decode_s > 0
                 else 0.0,
                 total_s=end - start,
+                draft_tokens=drafted,
+                accepted_tokens=accepted,
             )
 
         if notice:
@@ -307,6 +319,7 @@ class Backend(ABC):
             for piece in gen:
                 if isinstance(piece, EngineFinished):
                     n_gen = max(n_gen, piece.completion_tokens)
+                    drafted, accepted = piece.draft_tokens, piece.accepted_tokens
                     finish = "cancelled" if cancel.is_set() else piece.reason
                     break
                 if first_at is None:

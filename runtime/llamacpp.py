@@ -30,6 +30,7 @@ from .backend import DEFAULT_MAX_CTX, Backend, EngineFinished
 from .errors import ContextOverflow, InvalidParameters, ModelLoadError
 from .llama_engine import import_xllamacpp, make_params, offload_available
 from .params import GenerationParams
+from .speculative import check_draft, configure, draft_counts, mode_for
 from .structured import check_schema
 from .types import ModelInfo, Progress
 
@@ -85,9 +86,18 @@ class LlamaCppBackend(Backend):
             n_gpu_layers=n_gpu,
             api_key=key,
         )
+        speculation = mode_for(opts.speculate, opts.draft)
+        if opts.draft:
+            check_draft(path, opts.draft)  # before any native code sees the draft file
+        configure(xl, params, speculation, opts.draft)
         try:
             server = xl.Server(params)
         except Exception:
+            if opts.draft:
+                raise ModelLoadError(
+                    f"llama.cpp could not load {path.name} with the draft model "
+                    f"{Path(opts.draft).name}"
+                ) from None
             if header.chat_template is None:
                 raise ModelLoadError(f"llama.cpp could not load {path.name}") from None
             # llama.cpp refuses a model whose template it cannot parse; we render templates
@@ -121,6 +131,7 @@ class LlamaCppBackend(Backend):
             has_chat_template=template is not None,
             device="gpu" if n_gpu else "cpu",
             parallel=int(props.get("total_slots") or n_parallel),
+            speculation=speculation,
         )
         if progress:
             progress(3, 3)
@@ -227,7 +238,8 @@ class LlamaCppBackend(Backend):
                         n = int(chunk["usage"].get("completion_tokens") or 0)
                         reason = "length" if choice["finish_reason"] == "length" else "stop"
                         finished = True  # the call returns right after its last chunk
-                        yield EngineFinished(reason, n)
+                        drafted, accepted = draft_counts(chunk.get("timings"))
+                        yield EngineFinished(reason, n, drafted, accepted)
         finally:
             stop.set()
             if finished:

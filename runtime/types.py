@@ -20,6 +20,14 @@ class Timings:
     prompt_tokens_per_s: float
     generation_tokens_per_s: float
     total_s: float
+    # Speculative decoding (0 when off): tokens proposed, and how many the model accepted.
+    draft_tokens: int = 0
+    accepted_tokens: int = 0
+
+    @property
+    def acceptance(self) -> float | None:
+        """The share of proposed tokens the model accepted (None: nothing was proposed)."""
+        return self.accepted_tokens / self.draft_tokens if self.draft_tokens else None
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class ModelInfo:
     has_chat_template: bool
     device: str = "cpu"
     parallel: int = 1  # requests the engine serves at once (each gets context_length)
+    speculation: str = "off"  # llama.cpp: "off", "ngram" or "draft" (runtime.speculative)
 
 
 class CancelToken:

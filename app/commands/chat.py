@@ -7,6 +7,8 @@ import signal
 import sys
 from typing import Any
 
+from . import speculation
+
 HELP = "Chat with a model in the terminal (the bundled model unless --model is given)."
 INTERACTIVE_HELP = "Type a message and press Enter. Ctrl-C stops an answer; /exit or Ctrl-D leaves; /clear starts over."
 
@@ -30,7 +32,22 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--backend", metavar="NAME", help="force an engine (llama.cpp, mlx, torch, onnx, openvino)"
     )
-    p.add_argument("--stats", action="store_true", help="print tokens/s after each answer")
+    p.add_argument(
+        "--stats",
+        action="store_true",
+        help="print tokens/s (and speculative decoding's acceptance) after each answer",
+    )
+    speculation.add_arguments(p)
+    p.add_argument(
+        "--show-thinking",
+        action="store_true",
+        help="show a reasoning model's thinking, dimmed, on stderr (hidden otherwise)",
+    )
+    p.add_argument(
+        "--no-think",
+        action="store_true",
+        help="ask a reasoning model to answer without thinking (where its template can)",
+    )
     shape = p.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="answer with one JSON object")
     shape.add_argument(
@@ -60,17 +77,40 @@ def _structured(args: argparse.Namespace) -> dict[str, Any]:
     return {"json_schema": schema_text(schema)}
 
 
+def dim(text: str) -> str:
+    """Text dimmed when stderr is a terminal (ANSI faint), as it is otherwise."""
+    return f"\x1b[2m{text}\x1b[0m" if sys.stderr.isatty() else text
+
+
 def _answer(
-    engine: Any, history: list[dict[str, str]], params: Any, show_stats: bool
+    engine: Any,
+    history: list[dict[str, str]],
+    params: Any,
+    show_stats: bool,
+    show_thinking: bool = False,
 ) -> str | None:
-    """Stream one answer to stdout; Ctrl-C cancels it. Returns the text, or None on a crash."""
+    """Stream one answer to stdout; Ctrl-C cancels it. Returns the text, or None on a crash.
+    A reasoning model's thinking goes to stderr, dimmed on a terminal, with --show-thinking;
+    otherwise one line says how long it thought."""
     previous = signal.signal(signal.SIGINT, lambda *_: engine.cancel())
     parts: list[str] = []
     last = None
+    thought, noted = 0, False
     try:
         for chunk in engine.stream(history, params):
             if chunk.notice:
                 print(f"[{chunk.notice}]", file=sys.stderr, flush=True)
+            thought += len(chunk.reasoning)
+            if chunk.reasoning and show_thinking:
+                sys.stderr.write(dim(chunk.reasoning))
+                sys.stderr.flush()
+            elif thought and not chunk.reasoning and not noted:
+                noted = True
+                if show_thinking:
+                    sys.stderr.write("\n")
+                else:
+                    print(f"[thought {thought} characters; --show-thinking shows them]",
+                          file=sys.stderr, flush=True)  # fmt: skip
             if chunk.text:
                 parts.append(chunk.text)
                 sys.stdout.write(chunk.text)
@@ -89,9 +129,15 @@ def _answer(
         print("[cut off at --max-tokens: the JSON is not complete]", file=sys.stderr)
     if show_stats and last is not None and last.timings:
         t = last.timings
+        accepted = (
+            f", {t.accepted_tokens} of {t.draft_tokens} proposed tokens accepted "
+            f"({t.acceptance:.0%})"
+            if t.acceptance is not None
+            else ""
+        )
         print(
             f"[{last.completion_tokens} tokens, {t.generation_tokens_per_s:.1f} tokens/s, "
-            f"first token after {t.time_to_first_token_s * 1000:.0f} ms]",
+            f"first token after {t.time_to_first_token_s * 1000:.0f} ms{accepted}]",
             file=sys.stderr,
         )
     return "".join(parts)
@@ -111,10 +157,13 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         stop=tuple(args.stop),
         **_structured(args),
+        thinking=False if args.no_think else None,
     )
     catalog = Catalog()
     record = resolve(catalog, args.model)
-    options = BackendOptions(n_ctx=args.ctx, n_parallel=1)
+    options = BackendOptions(
+        n_ctx=args.ctx, n_parallel=1, **speculation.backend_options(args, catalog)
+    )
     interactive = args.prompt is None
     # A one-shot answer forks its engine (still a child: a native crash ends it, not us);
     # no thread runs here yet, and a fresh interpreter would cost a third of a second.
@@ -139,7 +188,11 @@ def run(args: argparse.Namespace) -> int:
             history.append({"role": "system", "content": args.system})
         if not interactive:
             history.append({"role": "user", "content": args.prompt})
-            return 0 if _answer(engine, history, params, args.stats) is not None else 1
+            return (
+                0
+                if _answer(engine, history, params, args.stats, args.show_thinking) is not None
+                else 1
+            )
 
         try:
             import readline  # noqa: F401  (line editing and history for input())
@@ -167,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
             if engine.info is None:  # the engine crashed on the last turn
                 load()
             history.append({"role": "user", "content": line})
-            answer = _answer(engine, history, params, args.stats)
+            answer = _answer(engine, history, params, args.stats, args.show_thinking)
             if answer is None:
                 history.pop()
                 continue

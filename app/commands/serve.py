@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any
 
+from . import speculation
+
 HELP = "Serve the library over an OpenAI-compatible HTTP API (loopback only by default)."
 KEY_ENV = "FIRESIDE_API_KEY"
 
@@ -51,6 +53,7 @@ def register(sub: Any) -> None:
         help="seconds a client may take to send its request, or to take the next piece of a "
         "streamed answer, before it is stopped (default: a minute)",
     )
+    speculation.add_arguments(p)
     p.add_argument("--verbose", "-v", action="store_true", help="log every request")
     p.set_defaults(handler=run)
 
@@ -76,7 +79,12 @@ def run(args: argparse.Namespace) -> int:
     )
     host = ModelHost(
         idle_unload_s=config.idle_unload_s,
-        options=BackendOptions(n_ctx=args.ctx, n_threads=args.threads, n_parallel=args.parallel),
+        options=BackendOptions(
+            n_ctx=args.ctx,
+            n_threads=args.threads,
+            n_parallel=args.parallel,
+            **speculation.backend_options(args),
+        ),
     )
     server = LocalServer(config, host=host)
 

@@ -30,12 +30,17 @@ def _timings(last: Any) -> dict[str, float] | None:
     t = getattr(last, "timings", None)
     if t is None:
         return None
-    return {
+    out = {
         "time_to_first_token_s": round(t.time_to_first_token_s, 4),
         "prompt_tokens_per_s": round(t.prompt_tokens_per_s, 2),
         "generation_tokens_per_s": round(t.generation_tokens_per_s, 2),
         "total_s": round(t.total_s, 4),
     }
+    if t.draft_tokens:  # speculative decoding: tokens proposed, accepted, and the share
+        out["draft_tokens"] = t.draft_tokens
+        out["accepted_tokens"] = t.accepted_tokens
+        out["acceptance"] = round(t.acceptance or 0.0, 4)
+    return out
 
 
 def header_text(text: str) -> str:
@@ -167,7 +172,8 @@ async def sse(feed: Feed, first: Any, req: ParsedRequest, op: str) -> AsyncItera
                         more["fireside_notice"] = notice_for(True)
                 yield event([piece("", reason)], **more)
                 if req.include_usage:
-                    yield event([], usage=_usage(last))
+                    timed = {"timings": t} if (t := _timings(last)) is not None else {}
+                    yield event([], usage=_usage(last), **timed)
                 break
             item = await feed.next()
         yield b"data: [DONE]\n\n"

@@ -1,0 +1,86 @@
+"""OpenVINO GenAI vs llama.cpp: time to first token on a ~1,200-token prompt, the same Q8_0
+GGUF file on both (long chats and questions about a document are mostly prompt reading).
+
+The real SmolLM2 checkpoint is converted to Q8_0 by our own converter (tests/openvino_models.py)
+and that one file runs through both Fireside backends with the same threads, context and
+greedy settings. Each round's prompt begins with its own number, so neither engine can reuse
+a cached prefix, and rounds alternate which engine goes first so machine noise hits both
+alike. The result is the median over rounds of (OpenVINO TTFT) / (llama.cpp TTFT).
+Run: .venv/bin/python -m pytest tests/perf -m perf -s -k openvino_bench
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from models import describe
+from runtime import GREEDY, BackendOptions
+
+pytestmark = pytest.mark.perf
+
+ROUNDS, THREADS, N_CTX, TARGET_TOKENS = 5, 2, 2048, 1200
+PARAGRAPH = (
+    "The harbour town kept its records in a long ledger: the ships that came in, what they "
+    "carried, the weather on the day and the names of the crews. Each spring the clerk copied "
+    "the old pages into a fresh book, and each autumn the council read them aloud. "
+)
+
+
+def long_prompt(backend, round_no: int) -> list[dict[str, str]]:
+    text = f"Document {round_no}.\n"
+    while len(backend.tokenize(text, add_bos=False)) < TARGET_TOKENS:
+        text += PARAGRAPH
+    return [{"role": "user", "content": text + "\nWhat does the clerk do each spring?"}]
+
+
+def first_token(backend, messages) -> tuple[float, int]:
+    if hasattr(backend, "reset_cache"):
+        backend.reset_cache()
+    last = None
+    for chunk in backend.stream(messages, GREEDY.replace(max_tokens=4)):
+        last = chunk
+    assert last is not None and last.timings is not None and last.completion_tokens > 0
+    return last.timings.time_to_first_token_s, last.prompt_tokens
+
+
+def test_openvino_vs_llamacpp_time_to_first_token(cache_dir, hf_checkpoint):
+    from openvino_models import openvino_models
+
+    from runtime.llamacpp import LlamaCppBackend
+    from runtime.openvino_backend import OpenVinoBackend
+
+    gguf, _ = openvino_models(cache_dir, hf_checkpoint)
+    record = describe(gguf)
+    options = BackendOptions(n_threads=THREADS, n_ctx=N_CTX)
+    ov, llama = OpenVinoBackend(record, options), LlamaCppBackend(record, options)
+    ov.load()
+    llama.load()
+    ttft: dict[str, list[float]] = {"openvino": [], "llama.cpp": []}
+    prompt_tokens = set()
+    try:
+        first_token(ov, long_prompt(ov, 0)), first_token(llama, long_prompt(llama, 0))  # warm-up
+        for i in range(1, ROUNDS + 1):
+            order = (("openvino", ov), ("llama.cpp", llama))
+            for name, b in order if i % 2 else order[::-1]:
+                seconds, n = first_token(b, long_prompt(b, i))
+                ttft[name].append(seconds)
+                prompt_tokens.add(n)
+    finally:
+        ov.unload()
+        llama.unload()
+    ratio = statistics.median(o / ll for o, ll in zip(ttft["openvino"], ttft["llama.cpp"]))
+    report = {
+        "openvino_ttft_s": round(statistics.median(ttft["openvino"]), 3),
+        "llamacpp_ttft_s": round(statistics.median(ttft["llama.cpp"]), 3),
+        "ratio": round(ratio, 3),
+        "prompt_tokens": sorted(prompt_tokens),
+        "threads": THREADS,
+        "rounds": ROUNDS,
+        "model": "SmolLM2-135M Q8_0 GGUF (quant.convert), the same file on both",
+    }
+    print(f"\n[openvino-bench] {json.dumps(report)}")
+    assert len(prompt_tokens) == 1 and min(prompt_tokens) >= TARGET_TOKENS, report
+    assert ratio < 3.0, report  # a sanity ceiling; the number itself is the result

@@ -33,7 +33,8 @@ def report_failure(exc: BaseException) -> int:
     from models.errors import is_disk_full
 
     text = " ".join(str(exc).split())[:500]
-    kind, cause = type(exc).__name__, exc
+    kind = type(exc).__name__
+    cause: BaseException | None = exc
     while cause is not None:  # a full disk, however deep the tool wrapped it
         if is_disk_full(cause):
             kind = DISK_FULL

@@ -19,7 +19,7 @@ _NAMES = {  # public name: (submodule, name there)
     "read_settings": ("config", "read_settings"),
     "relax_offline": ("config", "relax_offline"),
     "set_offline_setting": ("config", "set_offline_setting"),
-    "Meter": ("download", "Meter"),
+    "Meter": (".work", "Meter"),  # models.work
     "PullPlan": ("download", "PullPlan"),
     "PullResult": ("download", "PullResult"),
     "parse_ref": ("download", "parse_ref"),

@@ -12,11 +12,8 @@ against the SHA-256 the Hub publishes before it gets its final name; then it is 
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import re
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +26,15 @@ from .. import paths
 from ..errors import Cancelled, is_disk_full
 from ..records import ModelRecord, slugify
 from ..space import require_space
+from .cache_layout import (
+    COMMIT,
+    file_matches,
+    inside,
+    link_or_copy,
+    repo_cache_folder,
+    symlink_or_copy,
+    write_ref,
+)
 from .config import cache_dir, endpoint
 from .errors import DiskFull, DownloadVerificationFailed, HubBadListing, HubUnreachable
 from .listing import LARGE_FILE, GGUFVariant, RemoteFile, RepoListing, check_filename, select_files
@@ -42,10 +48,8 @@ from .net import (
 )
 
 RETRY_DELAYS = (0.5, 1.0, 2.0)  # after a dropped connection that brought no new bytes
-HASH_BLOCK = 4 * 1024 * 1024
 PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks (and always the last one)
 _ETAG = re.compile(r"^[A-Za-z0-9_\-]{6,128}$")
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 # -- references ---------------------------------------------------------------------------
@@ -103,25 +107,6 @@ class _Tracker:
             self._progress(min(self.done, self.total), self.total)
 
 
-class Meter:
-    """Speed and time left for a ``progress(done, total)`` stream (for the CLI and the GUI)."""
-
-    def __init__(self, window: float = 5.0) -> None:
-        self.window = window
-        self._samples: list[tuple[float, int]] = []
-
-    def update(self, done: int, total: int) -> tuple[float, float | None]:
-        """``(bytes_per_second, seconds_left or None)`` over the last few seconds."""
-        now = time.monotonic()
-        self._samples.append((now, done))
-        while len(self._samples) > 2 and now - self._samples[0][0] > self.window:
-            self._samples.pop(0)
-        t0, d0 = self._samples[0]
-        speed = (done - d0) / (now - t0) if now > t0 and done >= d0 else 0.0
-        left = (total - done) / speed if speed > 0 else None
-        return speed, left
-
-
 # -- the plan -----------------------------------------------------------------------------
 
 
@@ -172,7 +157,7 @@ def plan_pull(
 def plan_from_listing(
     listing: RepoListing, quant: str | None, include: Sequence[str] = (), *, ref: str = "main"
 ) -> PullPlan:
-    if not _COMMIT.match(listing.revision or ""):
+    if not COMMIT.match(listing.revision or ""):
         raise HubBadListing(f"the Hub gave no commit for {listing.repo}; try again later")
     kind, variant, files = select_files(listing, quant, include)
     for f in files:
@@ -188,91 +173,6 @@ def plan_from_listing(
 # -- the cache ----------------------------------------------------------------------------
 
 
-def repo_cache_folder(repo: str, cache: Path | None = None) -> Path:
-    return (cache or cache_dir()) / ("models--" + repo.replace("/", "--"))
-
-
-def _inside(base: Path, relative: str) -> Path:
-    """``base / relative``, refusing anything that would leave ``base``."""
-    check_filename(relative)
-    target = base.joinpath(*relative.split("/"))
-    if os.path.commonpath([os.path.abspath(base), os.path.abspath(target)]) != os.path.abspath(
-        base
-    ):
-        raise HubBadListing(f"refusing to write {relative!r} outside {base}")
-    return target
-
-
-def file_matches(path: Path, rf: RemoteFile, tracker: _Tracker | None = None) -> bool:
-    """Size and hash of a local file against the listing: SHA-256 for LFS files, the git blob
-    id for small ones."""
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return False
-    if rf.size is not None and size != rf.size:
-        return False
-    if rf.sha256:
-        digest = hashlib.sha256()
-        expected = rf.sha256.lower()
-    elif rf.blob_id and re.fullmatch(r"[0-9a-f]{40}", rf.blob_id):
-        digest = hashlib.sha1(usedforsecurity=False)
-        digest.update(b"blob %d\0" % size)
-        expected = rf.blob_id
-    else:
-        return True
-    with open(path, "rb") as fh:
-        while block := fh.read(HASH_BLOCK):
-            if tracker is not None:
-                tracker.check_cancel()
-            digest.update(block)
-    return digest.hexdigest() == expected
-
-
-def _symlink_or_copy(blob: Path, pointer: Path) -> None:
-    """``pointer`` -> ``blob`` as huggingface_hub does it (relative symlink; a copy where the
-    file system has no symlinks)."""
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pointer.with_name(f".{pointer.name}.{os.getpid()}.link")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    try:
-        os.symlink(os.path.relpath(blob, pointer.parent), tmp)
-    except OSError:
-        _link_or_copy(blob, pointer)
-        return
-    os.replace(tmp, pointer)
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Place ``src`` at ``dst`` atomically: a hard link (no extra disk), else a copy."""
-    from ..atomic import atomic_path
-
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    try:
-        os.link(src, tmp)
-    except OSError:
-        with atomic_path(dst) as part:
-            shutil.copyfile(src, part)
-        return
-    os.replace(tmp, dst)
-
-
-def _write_ref(folder: Path, ref: str, commit: str) -> None:
-    if _COMMIT.match(ref):
-        return
-    from ..atomic import write_bytes_atomic
-
-    target = _inside(folder / "refs", ref)
-    with contextlib.suppress(OSError):
-        if target.read_text().strip() == commit:
-            return
-    write_bytes_atomic(target, commit.encode())
-
-
 class _Fetcher:
     """Downloads files of one repository commit into the cache, resuming what is there."""
 
@@ -283,9 +183,9 @@ class _Fetcher:
 
     def ensure(self, rf: RemoteFile) -> Path:
         """The verified blob for ``rf`` in the cache (downloaded unless already there)."""
-        pointer = _inside(self.folder / "snapshots" / self.plan.revision, rf.path)
+        pointer = inside(self.folder / "snapshots" / self.plan.revision, rf.path)
         if pointer.exists():
-            if file_matches(pointer, rf, self.tracker):
+            if file_matches(pointer, rf, self.tracker.check_cancel):
                 self.tracker.reused += rf.size or 0
                 self.tracker.add(rf.size or 0, fresh=False)
                 return pointer.resolve()
@@ -297,13 +197,13 @@ class _Fetcher:
         lock = cache_dir() / ".locks" / self.folder.name / f"{etag}.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
         with WeakFileLock(lock):
-            if blob.exists() and file_matches(blob, rf, self.tracker):
+            if blob.exists() and file_matches(blob, rf, self.tracker.check_cancel):
                 self.tracker.reused += rf.size or 0
                 self.tracker.add(rf.size or 0, fresh=False)
             else:
                 part = blob.with_name(blob.name + ".incomplete")
                 self._transfer(url, part, rf)
-                if not file_matches(part, rf, self.tracker):
+                if not file_matches(part, rf, self.tracker.check_cancel):
                     part.unlink()
                     raise DownloadVerificationFailed(
                         f"{rf.path} from {self.plan.repo} does not match the SHA-256 the Hub "
@@ -311,7 +211,7 @@ class _Fetcher:
                         "not registered. Pull again to fetch it afresh"
                     )
                 os.replace(part, blob)
-            _symlink_or_copy(blob, pointer)
+            symlink_or_copy(blob, pointer)
         return blob
 
     def _head(self, rf: RemoteFile) -> tuple[str, str]:
@@ -463,16 +363,16 @@ def pull_plan(
     for rf in plan.files:
         tracker.check_cancel()
         blobs.append((rf, fetcher.ensure(rf)))
-    _write_ref(fetcher.folder, plan.ref, plan.revision)
+    write_ref(fetcher.folder, plan.ref, plan.revision)
     tracker.emit(force=True)
 
     dest = library_folder(plan)
     placed: list[Path] = []
     try:
         for rf, blob in blobs:
-            target = _inside(dest, rf.path)
+            target = inside(dest, rf.path)
             if not (target.exists() and os.path.samefile(target, blob)):
-                _link_or_copy(blob, target)
+                link_or_copy(blob, target)
             placed.append(target)
     except OSError as exc:
         if is_disk_full(exc):

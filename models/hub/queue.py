@@ -26,7 +26,8 @@ from models.work import Progress
 from .. import paths
 from ..atomic import write_bytes_atomic
 from ..errors import Cancelled
-from .download import PullPlan, library_folder, plan_from_listing, pull_plan, repo_cache_folder
+from .cache_layout import repo_cache_folder
+from .download import PullPlan, library_folder, plan_from_listing, pull_plan
 from .errors import download_failure, failure_kind
 from .listing import RemoteFile, gguf_variants
 from .net import fetch_listing, require_online

@@ -67,3 +67,8 @@ MISTRAL_TEMPLATE = """\
 {%- elif m.role == 'assistant' %}{{ m.content }}</s>
 {%- endif %}
 {%- endfor %}"""
+
+# DeepSeek-R1 style: the generation prompt opens the thought itself.
+OPENED_THINK_TEMPLATE = THINK_TEMPLATE.replace(
+    "{% endif %}{% endif %}", "{% else %}<think>\n{% endif %}{% endif %}"
+)

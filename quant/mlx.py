@@ -55,6 +55,7 @@ MLX_ARCHITECTURES: dict[str, str] = {
     "GraniteForCausalLM": "granite",
     "Olmo2ForCausalLM": "olmo2",
     "SmolLM3ForCausalLM": "smollm3",
+    "Glm4ForCausalLM": "glm4",
 }
 
 

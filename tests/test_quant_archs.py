@@ -29,6 +29,7 @@ ARCHS = [
     ("Olmo2ForCausalLM", "bfloat16"),
     ("SmolLM3ForCausalLM", "float32"),
     ("GptOssForCausalLM", "bfloat16"),
+    ("Glm4ForCausalLM", "bfloat16"),
 ]
 
 

@@ -37,6 +37,7 @@ ARCHS = [
     "GraniteForCausalLM",
     "Olmo2ForCausalLM",
     "SmolLM3ForCausalLM",
+    "Glm4ForCausalLM",
 ]
 RUN_MLX = """
 import json, sys

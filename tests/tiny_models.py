@@ -98,6 +98,12 @@ def tiny_config(arch: str, vocab_size: int) -> Any:
     if arch == "SmolLM3ForCausalLM":
         # four layers, so that one of them (the fourth) has no rotary embedding
         return tf.SmolLM3Config(**dict(common, num_hidden_layers=4), tie_word_embeddings=True)
+    if arch == "Glm4ForCausalLM":
+        # half of each head rotary, biases on q/k/v, the four norms of a GLM-4 layer
+        return tf.Glm4Config(
+            **common, head_dim=16, partial_rotary_factor=0.5, attention_bias=True,
+            tie_word_embeddings=False,
+        )  # fmt: skip
     raise ValueError(arch)
 
 

@@ -35,6 +35,7 @@ def architecture_for(ckpt: HFCheckpoint) -> Architecture:
 from . import (  # noqa: E402,F401  (they register)
     gemma2,
     gemma3,
+    glm4,
     gpt_oss,
     granite,
     llama,

@@ -25,6 +25,18 @@ def parallel_setting(settings: Any) -> int | None:
     return value if ok else None
 
 
+def speculation_options(settings: Any) -> dict[str, Any]:
+    """BackendOptions ``speculate`` and ``draft`` from the app's settings (llama.cpp models:
+    prompt-lookup speculation, or a draft model's GGUF path)."""
+    from runtime.speculative import MODES
+
+    mode, draft = settings.get("speculate"), settings.get("draft_model")
+    return {
+        "speculate": mode if mode in MODES else None,
+        "draft": draft if isinstance(draft, str) and draft else None,
+    }
+
+
 def server_settings(settings: Any) -> dict[str, Any]:
     """ServerConfig keyword arguments from the app's settings (loopback unless told)."""
     port = settings.get("server_port")

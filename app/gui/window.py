@@ -45,7 +45,7 @@ from .library_jobs import LibraryJobs
 from .markdown import MarkdownRenderer
 from .models_page import ModelsPage
 from .offline import OfflineSwitch
-from .server_controller import ServerController, parallel_setting
+from .server_controller import ServerController, parallel_setting, speculation_options
 from .server_page import ServerPage
 from .session import ModelSession
 from .status_line import StatusLine
@@ -79,7 +79,9 @@ class MainWindow(QMainWindow):
         # The window's model stays loaded until another is chosen (no idle unloading); the
         # server shares this host. ``backend_options`` only shape a host the window makes.
         if backend_options is None:
-            backend_options = BackendOptions(n_parallel=parallel_setting(settings))
+            backend_options = BackendOptions(
+                n_parallel=parallel_setting(settings), **speculation_options(settings)
+            )
         self._owns_host = host is None
         self.ctx = ctx = AppContext(
             settings=settings,

@@ -123,6 +123,7 @@ CASES = [
     Tiny("granite", "GraniteForCausalLM", sizes=NARROW, mixes=TWO_MIXES),
     Tiny("olmo2", "Olmo2ForCausalLM", sizes=NARROW, mixes=TWO_MIXES),
     Tiny("smollm3", "SmolLM3ForCausalLM", sizes=NARROW, mixes=TWO_MIXES),
+    Tiny("glm4", "Glm4ForCausalLM", sizes=NARROW, mixes=TWO_MIXES),
 ]
 MOE = CASES[-7]
 

@@ -24,6 +24,15 @@ NEEDS: dict[str, tuple[tuple[str, ...], str, str]] = {
     ),
 }
 
+# OpenVINO IR export is left out: its exporter (optimum-intel) pins transformers < 5.6 and
+# huggingface-hub < 1.22 and pulls torchvision, which breaks our CPU torch pin. OpenVINO GenAI
+# reads F16/Q8_0/Q4_0 GGUF files itself, so the GGUF we make already runs on it.
+NO_OPENVINO_EXPORT = (
+    "Fireside does not convert to OpenVINO's own format: its exporter needs older versions of "
+    "transformers and huggingface-hub than Fireside uses. OpenVINO runs GGUF files directly: "
+    "convert with --to gguf-q8_0 (or gguf-f16) and chat with --backend openvino"
+)
+
 
 @dataclass(frozen=True)
 class Target:
@@ -71,6 +80,8 @@ def target(name: str) -> Target:
     refused in words that list every type."""
     key = str(name).strip().lower()
     found = TARGETS.get(key) or TARGETS.get(f"gguf-{key}")
+    if found is None and key.startswith(("openvino", "ov-", "ir-")):
+        raise ConversionError(NO_OPENVINO_EXPORT)
     if found is None:
         raise ConversionError(f"unknown output type {name!r}; choose one of: {', '.join(TARGETS)}")
     return found

@@ -40,6 +40,7 @@ CASES = [
     (["convert", "{root}/empty", "--to", "gguf-q8_0"], "no config.json"),
     (["convert", "{root}/nested", "--to", "gguf-q8_0"], "no weights"),
     (["convert", "{root}/empty", "--to", "gguf-q9"], "unknown output type"),
+    (["convert", "{root}/empty", "--to", "openvino-int8"], "does not convert to OpenVINO"),
     (["pull", "someone/repo"], "offline mode is on"),
     (["search", "smol"], "offline mode is on"),
     (["serve", "--port", "99999"], "port"),

@@ -1,7 +1,8 @@
 """The Convert page, offscreen (pytest-qt): the real checkpoint converted from the page to
-Q4_K_M and to MLX 4-bit through the real controller, job runner, converter and quality
-report; the result in the library with its report; a cancel half way leaving nothing; an
-unsupported folder refused before any work."""
+Q4_K_M, MLX 4-bit and ONNX int8 through the real controller, job runner, converter and
+quality report; the result in the library with its report; a cancel half way leaving
+nothing; an unsupported folder refused before any work; a converter that is not installed
+greyed out with its install command."""
 
 from __future__ import annotations
 
@@ -133,6 +134,49 @@ def test_convert_to_q4_k_m_and_mlx_4bit_from_the_page(qtbot, window, hf_checkpoi
     assert len(library_files(fresh_home)) == 2
 
 
+def test_onnx_int8_from_the_page_with_its_report(qtbot, window, hf_checkpoint, fresh_home):
+    w, page = window, window.page
+    index = page.target_box.findData("onnx-int8")
+    assert page.target_box.model().item(index).isEnabled()
+    assert not page.missing.text()  # the [onnx] extra is installed here
+    page.select_source(str(hf_checkpoint))
+    assert page.select_target("onnx-int8") and page.can_start(), page.status.text()
+    assert "Fits in memory" in page.estimate.text()
+    expected = page.estimate_bytes
+
+    result = convert_from_page(qtbot, w, "onnx-int8")
+    stored = Catalog(fresh_home / "fireside.db").get(result.record.id)
+    assert (stored.format, stored.quantization, stored.owned) == ("onnx", "ONNX int8", True)
+    assert abs(stored.size_bytes - expected) < 0.05 * expected, (stored.size_bytes, expected)
+    quality = stored.provenance["quality"]
+    assert quality["kind"] == "onnx-int8" and "ONNX Runtime" in quality["method"]
+    assert result.report.kl < 0.01 and result.report.top1 > 0.85, result.report
+    assert page.verdict.text() == result.report.describe()
+    assert "same top token" in page.numbers.text()
+    assert library_files(fresh_home) == [Path(stored.path).name]
+
+
+def test_a_converter_not_installed_is_greyed_out_with_its_command(
+    qtbot, fresh_home, monkeypatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime_genai", None)  # as without the [onnx] extra
+    w = Window(qtbot)
+    try:
+        page = w.page
+        for to in ("onnx-int8", "onnx-int4"):
+            item = page.target_box.model().item(page.target_box.findData(to))
+            assert not item.isEnabled() and "pip install 'fireside[onnx,torch]'" in item.toolTip()
+        assert page.missing.text() == (
+            "ONNX conversion needs onnxruntime_genai, which is not installed: "
+            "pip install 'fireside[onnx,torch]'."
+        )
+        assert page.missing.isVisible()
+        gguf = page.target_box.model().item(page.target_box.findData("gguf-q4_k_m"))
+        assert gguf.isEnabled()
+    finally:
+        w.close()
+
+
 @pytest.mark.parametrize("when", ["converting", "checking"])
 def test_cancel_half_way_leaves_nothing(qtbot, window, hf_checkpoint, fresh_home, when) -> None:
     w, page = window, window.page
@@ -221,11 +265,12 @@ def test_choosing_a_source_imports_no_torch(hf_checkpoint) -> None:
         "import sys\n"
         "from app.gui.convert import check, expected_size, fit\n"
         f"folder = {str(hf_checkpoint)!r}\n"
-        "for to in ('gguf-q4_k_m', 'gguf-q8_0', 'mlx-4bit'):\n"
+        "for to in ('gguf-q4_k_m', 'gguf-q8_0', 'mlx-4bit', 'onnx-int8'):\n"
         "    assert check(folder, to) is None, check(folder, to)\n"
         "    assert expected_size(folder, to) > 50_000_000\n"
         "    assert fit(expected_size(folder, to), to) == 'fits'\n"
-        "heavy = [m for m in ('torch', 'transformers', 'mlx', 'mlx_lm') if m in sys.modules]\n"
+        "heavy = ('torch', 'transformers', 'mlx', 'mlx_lm', 'onnxruntime_genai', 'onnx_ir')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")

@@ -1,5 +1,5 @@
-"""The conversions controller: one conversion at a time (Hugging Face / PyTorch weights to GGUF
-or MLX), then its quality report, then the result in the library; all on a worker through the
+"""The conversions controller: one conversion at a time (Hugging Face / PyTorch weights to GGUF,
+MLX or ONNX, through ``quant.convert_into_library`` in a child), then its quality report, then the result in the library; all on a worker through the
 one job runner.
 
 The page talks to it by its public methods and signals only. Before any work, ``check`` says
@@ -12,7 +12,6 @@ cancel leaves nothing behind (the pipeline removes what it wrote).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import sys
@@ -38,6 +37,8 @@ TARGETS: tuple[tuple[str, str], ...] = (
     ("mlx-4bit", "MLX 4-bit"),
     ("mlx-8bit", "MLX 8-bit"),
     ("mlx-bf16", "MLX BF16"),
+    ("onnx-int8", "ONNX int8"),
+    ("onnx-int4", "ONNX int4"),
 )
 TARGET_WORDS = {
     "gguf-q4_k_m": "small and good: the usual choice for llama.cpp",
@@ -50,6 +51,8 @@ TARGET_WORDS = {
     "mlx-4bit": "small and fast on Apple Silicon",
     "mlx-8bit": "nearly the original, on Apple Silicon",
     "mlx-bf16": "unquantized, on Apple Silicon",
+    "onnx-int8": "for ONNX Runtime: fast on many CPUs, close to the original",
+    "onnx-int4": "for ONNX Runtime: small, but loses much more than Q4_K_M",
 }
 CONVERT_SHARE = 0.7  # of the progress bar, when a quality report follows
 FIT_WORDS = {
@@ -59,16 +62,29 @@ FIT_WORDS = {
 }
 
 
+def family(to: str) -> str:
+    """gguf, mlx or onnx: which converter makes ``to``, and the library format of the result."""
+    return to.split("-", 1)[0]
+
+
 def is_mlx(to: str) -> bool:
-    return to.startswith("mlx-")
+    return family(to) == "mlx"
 
 
 def apple_silicon() -> bool:
     return sys.platform == "darwin" and platform.machine() == "arm64"
 
 
+def unavailable(to: str) -> str | None:
+    """Why this machine cannot make ``to`` (its converter is not installed), with the
+    install command; None when it can."""
+    from quant import target
+
+    return target(to).unavailable()
+
+
 def mlx_available() -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in ("mlx", "mlx_lm"))
+    return unavailable("mlx-4bit") is None
 
 
 def recommended_target() -> str:
@@ -83,74 +99,33 @@ def target_label(to: str) -> str:
 def check(folder: str | os.PathLike[str], to: str) -> str | None:
     """Why ``folder`` cannot be converted to ``to``, in plain words; None when it can.
 
-    Reads config.json, the tokenizer's file names and the safetensors headers only (no
-    weights, no torch): cheap enough for the GUI thread.
+    ``quant.check``: config.json, the tokenizer's file names and the safetensors headers only
+    (no weights, no torch), cheap enough for the GUI thread.
     """
-    from models.errors import FiresideError
+    from models.errors import FiresideError, describe
+    from quant import check as check_source
 
     try:
-        if is_mlx(to):
-            from quant.mlx import check_source
-
-            if not mlx_available():
-                return "MLX conversion needs mlx and mlx-lm: pip install 'fireside[mlx]'"
-            check_source(folder)
-            return None
-        from models.hf import read_hf_folder
-        from quant.arch import architecture_for
-
-        ckpt = read_hf_folder(Path(folder))
-        architecture_for(ckpt)
-        if not ckpt.has_tokenizer:
-            return (
-                f"{ckpt.path.name} has no tokenizer (tokenizer.json or tokenizer.model); "
-                f"a model cannot be used without one"
-            )
+        check_source(folder, to)
     except FiresideError as exc:
         return str(exc)
     except OSError as exc:
-        from models.errors import describe
-
         return describe(exc)
     return None
 
 
 def expected_size(folder: str | os.PathLike[str], to: str) -> int:
-    """About how many bytes the result will take (exact tensor bytes for a safetensors GGUF)."""
-    from models.hf import read_hf_folder
+    """About how many bytes the result will take (``quant.expected_size``)."""
+    from quant import expected_size as size_of
 
-    ckpt = read_hf_folder(Path(folder))
-    extra = sum(
-        (ckpt.path / n).stat().st_size for n in ckpt.tokenizer_files if (ckpt.path / n).is_file()
-    )
-    if is_mlx(to):
-        from quant.mlx import DEFAULT_GROUP_SIZE, estimated_bytes, mlx_type
-
-        return estimated_bytes(ckpt, mlx_type(to), DEFAULT_GROUP_SIZE) + extra
-    from quant import output_type
-
-    otype = output_type(to)
-    if ckpt.weight_format == "safetensors":
-        from quant.arch import architecture_for
-        from quant.sources import SafetensorsSource
-        from quant.to_gguf import plan_tensors
-
-        source = SafetensorsSource(ckpt)
-        try:
-            plan = plan_tensors(architecture_for(ckpt), source, otype)
-        finally:
-            source.close()
-        return sum(p.n_bytes for p in plan) + extra
-    dtype = str(ckpt.config.get("dtype") or ckpt.config.get("torch_dtype") or "float32")
-    params = ckpt.weight_bytes // (4 if dtype == "float32" else 2)
-    return int(params * otype.bits_per_weight / 8) + extra
+    return size_of(folder, to)
 
 
 def fit(size: int, to: str) -> str:
     """``fits`` / ``tight`` / ``won't fit`` for a result of ``size`` bytes (models.fit)."""
     from models.fit import verdict_for_download
 
-    return verdict_for_download(size, "mlx" if is_mlx(to) else "gguf")
+    return verdict_for_download(size, family(to))
 
 
 @dataclass(frozen=True)
@@ -172,7 +147,7 @@ class ConvertController(QObject):
 
     busy_changed = Signal(bool)
     progressed = Signal()  # fraction, stage or seconds_left moved
-    converted = Signal(object)  # app.commands.convert.Converted: record, report, notes
+    converted = Signal(object)  # quant.Converted: record, report, notes
     failed = Signal(str)  # what went wrong, in plain words
     cancelled = Signal()  # nothing was kept
 

@@ -1,5 +1,6 @@
 """The Convert page: a Hugging Face / PyTorch model (from the library, a chosen folder or one
-dropped on the window) into GGUF or MLX, with the recommendation for this machine, the
+dropped on the window) into GGUF, MLX or ONNX (the types whose converter is not installed are
+shown greyed out, with the command that installs it), with the recommendation for this machine, the
 expected size and whether it fits before starting; progress with time left and Cancel while
 it runs; at the end the quality report and "Chat with it".
 
@@ -38,18 +39,19 @@ from .convert import (
     ConvertController,
     check,
     expected_size,
+    family,
     fit,
     is_mlx,
-    mlx_available,
     recommended_target,
     target_label,
+    unavailable,
 )
 from .downloads_page import duration
 
 CHOOSE_FOLDER = "__choose__"
 INTRO = (
-    "Turn a Hugging Face or PyTorch model into a compact GGUF or MLX model that runs fast on "
-    "this machine. Fireside checks the result against the original and keeps the report."
+    "Turn a Hugging Face or PyTorch model into a compact GGUF, MLX or ONNX model that runs fast "
+    "on this machine. Fireside checks the result against the original and keeps the report."
 )
 
 
@@ -105,7 +107,11 @@ class ConvertPage(QWidget):
         self.target_box.currentIndexChanged.connect(lambda _i: self._update_plan())
         self.recommendation = _label(name="convertRecommendation")
         self.estimate = _label(name="convertEstimate")
-        form.addRow("Convert to", _column(self.target_box, self.recommendation, self.estimate))
+        self.missing = _label(name="convertMissing")  # converters not installed, and how to
+        form.addRow(
+            "Convert to",
+            _column(self.target_box, self.recommendation, self.estimate, self.missing),
+        )
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("the name the library shows (optional)")
         form.addRow("Name", self.name_edit)
@@ -251,22 +257,25 @@ class ConvertPage(QWidget):
     # -- choices ----------------------------------------------------------------------------
     def _fill_targets(self) -> None:
         best = recommended_target()
-        mlx = mlx_available()
+        missing: dict[str, str] = {}  # family -> why it cannot be made here
         for to, label in TARGETS:
             text = f"★ {label} (recommended)" if to == best else label
             self.target_box.addItem(text, to)
             self.target_box.setItemData(
                 self.target_box.count() - 1, TARGET_WORDS[to], Qt.ItemDataRole.ToolTipRole
             )
-            if is_mlx(to) and not mlx:
+            problem = unavailable(to)
+            if problem:
+                missing.setdefault(family(to), problem)
                 item = self.target_box.model().item(self.target_box.count() - 1)
                 item.setEnabled(False)
-                item.setToolTip("needs mlx and mlx-lm: pip install 'fireside[mlx]'")
+                item.setToolTip(problem)
         self.target_box.setCurrentIndex(self.target_box.findData(best))
         where = "on Apple Silicon" if is_mlx(best) else "for llama.cpp on this machine"
         self.recommendation.setText(
             f"Recommended {where}: <b>{target_label(best)}</b> — {TARGET_WORDS[best]}."
         )
+        self.missing.setText(" ".join(f"{words}." for words in missing.values()))
 
     def _source_picked(self, index: int) -> None:
         data = self.source_box.itemData(index)
@@ -314,7 +323,7 @@ class ConvertPage(QWidget):
         self._sync()
 
     def _sync_notes(self) -> None:
-        for label in (self.source_note, self.estimate):
+        for label in (self.source_note, self.estimate, self.missing):
             label.setVisible(bool(label.text()))
 
     @staticmethod

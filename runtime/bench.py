@@ -31,7 +31,14 @@ from models.work import Progress
 
 from .backend import BackendOptions
 from .bench_result import BenchResult, EngineRow, Round, recommend
-from .dispatch import FORMAT_BACKENDS, install_hint, installed, normalize_name, on_request_only
+from .dispatch import (
+    FORMAT_BACKENDS,
+    cannot_run,
+    install_hint,
+    installed,
+    normalize_name,
+    on_request_only,
+)
 from .engine import Engine
 from .errors import EngineCrashed
 from .machine import fingerprint
@@ -39,8 +46,6 @@ from .params import GREEDY
 
 SHORT = [{"role": "user", "content": "Tell me a long story about a lighthouse keeper and a storm."}]
 WARM_UP = [{"role": "user", "content": "Hello!"}]
-# GGUF types OpenVINO GenAI reads directly (it refuses K-quants).
-OPENVINO_GGUF_TYPES = ("Q8_0", "F16", "BF16", "F32")
 _TOPICS = (
     "the harbour", "the orchard", "the railway", "the library", "the market", "the mill",
     "the school", "the bridge", "the weather", "the festival", "the forest", "the river",
@@ -144,12 +149,8 @@ def candidates(
                 skipped.append((what, f"not installed: {install_hint(engine)}"))
             elif (why := on_request_only(engine)) and engine not in wanted:
                 skipped.append((what, f"{why} (include it with --engines {engine})"))
-            elif (
-                engine == "openvino"
-                and member.format.startswith("gguf")
-                and ((member.quantization or "").upper() not in OPENVINO_GGUF_TYPES)
-            ):
-                skipped.append((what, "OpenVINO reads only Q8_0 and F16 GGUF files"))
+            elif refusal := cannot_run(engine, member):
+                skipped.append((what, refusal))
             else:
                 runs.append(Candidate(engine, member, role))
     return runs, skipped

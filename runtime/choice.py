@@ -31,7 +31,7 @@ class Measured:
         if self.runner_up:
             other = f"{self.runner_up[0]} {self.runner_up[1]:.0f}"
             return f"measured fastest here by fireside bench on {day} ({rate}; {other})"
-        return f"measured here by fireside bench on {day} ({rate}; no other engine runs it)"
+        return f"measured here by fireside bench on {day} ({rate}; the only engine measured)"
 
 
 def setting_of(record: ModelRecord) -> str | None:
@@ -65,4 +65,28 @@ def measured(record: ModelRecord, engines: list[str]) -> Measured | None:
             scores.sort(reverse=True)
             second = (scores[1][1], scores[1][0]) if len(scores) > 1 else None
             return Measured(scores[0][1], scores[0][0], result.measured_at, second)
+    return None
+
+
+def bench_summary(record: ModelRecord) -> str | None:
+    """One line on the newest bench result here that ran ``record`` (None: not measured)."""
+    from .bench_result import BenchResult
+    from .machine import fingerprint
+
+    for data in results_here(fingerprint()[0]):
+        try:
+            result = BenchResult.from_dict(data)
+        except (KeyError, TypeError, ValueError):
+            continue
+        rows = [r for r in result.rows if r.model_id == record.id and r.rounds and not r.error]
+        if not rows:
+            continue
+        parts = []
+        for row in rows:
+            decode, long = row.median("decode_tps"), row.median("ttft_long_s")
+            text = f"{row.engine} {decode or 0:.0f} tokens/s"
+            if long:
+                text += f", {long:.1f} s to read a long prompt"
+            parts.append(text)
+        return f"{'; '.join(parts)} (fireside bench, {result.measured_at[:10]})"
     return None

@@ -145,6 +145,43 @@ def normalize_name(name: str) -> str:
 
 def choose_backend(record: ModelRecord, override: str | None = None) -> str:
     """The backend name for ``record``, or a clear error saying what to install or ask for."""
+    return decide(record, override)[0]
+
+
+def decide(record: ModelRecord, override: str | None = None) -> tuple[str, str]:
+    """(backend, why it was chosen): what was asked for, else the user's setting for the
+    model, else the fastest engine ``fireside bench`` measured here, else the default."""
+    from . import choice
+
+    if override:
+        return _choose(record, override), f"asked for ({override})"
+    setting = choice.setting_of(record)
+    if setting:
+        try:
+            return _choose(record, setting), choice.setting_reason(record, setting)
+        except BackendUnavailable as exc:
+            raise BackendUnavailable(
+                f"{exc} (the engine is this model's setting; fireside models set {record.id} "
+                f"--engine auto lets Fireside choose)"
+            ) from None
+    candidates = FORMAT_BACKENDS.get(record.format, ())
+    refusals = {c: why for c in candidates if (why := cannot_run(c, record))}
+    usable = [
+        c for c in candidates if on_request_only(c) is None and installed(c) and c not in refusals
+    ]
+    best = choice.measured(record, usable) if usable else None
+    if best is not None:
+        return best.engine, best.reason
+    name = _choose(record, None)
+    words = record.format.upper()
+    if len(candidates) == 1:
+        return name, f"the only engine for {words} models"
+    if len(candidates) - len(refusals) == 1:
+        return name, "the only engine for this file (" + "; ".join(refusals.values()) + ")"
+    return name, f"the default for {words} models here (fireside bench {record.id} measures)"
+
+
+def _choose(record: ModelRecord, override: str | None) -> str:
     candidates = FORMAT_BACKENDS.get(record.format, ())
     if override:
         override = normalize_name(override)
@@ -251,14 +288,16 @@ class Plan:
     backend: str | None
     device: str | None
     note: str | None = None
+    reason: str | None = None  # why this engine (runtime.choice)
 
 
 def plan(record: ModelRecord, override: str | None = None) -> Plan:
     try:
-        name = choose_backend(record, override)
+        name, reason = decide(record, override)
     except BackendUnavailable as exc:
         return Plan(None, None, str(exc))
     usable, why, devices = probe(name)
     if not usable:
-        return Plan(name, None, why)
-    return Plan(name, devices[0] if devices else "cpu", on_request_only(name) if override else None)
+        return Plan(name, None, why, reason)
+    note = on_request_only(name) if override else None
+    return Plan(name, devices[0] if devices else "cpu", note, reason)

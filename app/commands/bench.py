@@ -63,7 +63,9 @@ class QualityLookup:
         kept = record.provenance.get("quality")
         if isinstance(kept, dict) and "kl" in kept and "top1" in kept:
             return float(kept["kl"]), float(kept["top1"]), "its conversion report"
-        kind = str(record.provenance.get("type") or record.quantization or "")
+        kind = str(record.provenance.get("type") or "")
+        if not kind and record.format.startswith("gguf") and record.quantization:
+            kind = f"gguf-{record.quantization.lower()}"  # quant's name for the GGUF type
         try:
             if record.format == "onnx":
                 from quant.onnx import measure_onnx as measure

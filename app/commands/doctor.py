@@ -4,81 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import sys
-from pathlib import Path
 from typing import Any
 
 from models.sizes import size_cell
 
 HELP = "Show this machine's hardware, the engines that work here, and what each model runs on."
-CPU_FLAGS = (
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "f16c",
-    "avx512f",
-    "avx512_bf16",
-    "avx_vnni",
-    "amx_tile",
-)
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("doctor", help=HELP, description=HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=run)
-
-
-def cpu_info() -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "machine": platform.machine(),
-        "model": platform.processor() or None,
-        "logical_cores": os.cpu_count(),
-        "features": [],
-    }
-    try:
-        import psutil
-
-        info["physical_cores"] = psutil.cpu_count(logical=False)
-    except ImportError:
-        info["physical_cores"] = None
-    if sys.platform.startswith("linux"):
-        try:
-            text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            text = ""
-        flags: set[str] = set()
-        model = None
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and model is None:
-                model = value.strip()
-            elif key in ("flags", "Features") and not flags:
-                flags = set(value.split())
-        info["model"] = model or info["model"]
-        if "asimd" in flags:
-            flags.add("neon")
-        info["features"] = [f for f in (*CPU_FLAGS, "neon", "sve") if f in flags]
-    elif sys.platform == "darwin":
-        import subprocess
-
-        try:
-            brand = subprocess.run(
-                ["sysctl", "-n", "machdep.cpu.brand_string"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-            ).stdout.strip()
-            info["model"] = brand or info["model"]
-        except (OSError, subprocess.SubprocessError):
-            pass
-        if platform.machine() == "arm64":
-            info["features"] = ["neon"]
-    return info
 
 
 def memory_info() -> dict[str, Any]:
@@ -171,7 +108,9 @@ def model_report() -> list[dict[str, Any]]:
                     )
                     rows.append(row)
                     continue
-        row.update(backend=choice.backend, device=choice.device, note=choice.note)
+        row.update(
+            backend=choice.backend, device=choice.device, note=choice.note, why=choice.reason
+        )
         rows.append(row)
     return rows
 
@@ -179,6 +118,7 @@ def model_report() -> list[dict[str, Any]]:
 def gather() -> dict[str, Any]:
     from app import __version__, build_type
     from models.bundled import MISSING, bundled_model_path
+    from runtime.machine import cpu_info
 
     return {
         "fireside": __version__,
@@ -247,6 +187,8 @@ def render(report: dict[str, Any]) -> str:
             text = f"{m['backend']} on {m['device']}"
             if m.get("note"):
                 text += f" ({m['note']})"
+            if m.get("why"):
+                text += f": {m['why']}"
         else:
             text = f"cannot run here: {m['note']}"
         lines.append(f"  {m['id']:<32} {m['format']:<15} {text}")

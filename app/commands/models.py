@@ -146,6 +146,17 @@ def register_library(msub: Any) -> None:
     dp.add_argument("id")
     dp.set_defaults(handler=run_remove)
 
+    setp = msub.add_parser("set", help="change a model's settings (the engine that runs it)")
+    setp.add_argument("id")
+    setp.add_argument(
+        "--engine",
+        required=True,
+        metavar="NAME",
+        help="the engine to run it on (llama.cpp, onnx, torch, mlx, ...); auto: let Fireside "
+        "choose (by fireside bench where measured)",
+    )
+    setp.set_defaults(handler=run_set)
+
     fp = msub.add_parser("fit", help="will the model fit in memory? (weights + KV cache + runtime)")
     fp.add_argument("id")
     fp.add_argument("--ctx", type=int, metavar="N", help="context length in tokens")
@@ -208,6 +219,7 @@ def run_show(args: argparse.Namespace) -> int:
         print(json.dumps({**record.to_dict(), **details}, indent=2, default=str))
         return 0
     _print_record(record)
+    print(f"engine: {engine_sentence(record)}")
     if record.format != "remote":
         print(f"tools: {describe_support(template)}")
     if details.get("files"):
@@ -304,6 +316,39 @@ def run_scan(args: argparse.Namespace) -> int:
     if not result.added and not result.known:
         print("No models found.")
     return 0
+
+
+def run_set(args: argparse.Namespace) -> int:
+    from models import Catalog
+    from runtime.choice import SETTING
+    from runtime.dispatch import cannot_run, decide, normalize_name
+    from runtime.errors import BackendUnavailable
+
+    catalog = Catalog()
+    record = catalog.get(args.id)
+    extra = dict(record.extra)
+    wanted = normalize_name(args.engine)
+    if wanted == "auto":
+        extra.pop(SETTING, None)
+    else:
+        decide(record, wanted)  # refuses, in words, an engine that cannot run it here
+        if why := cannot_run(wanted, record):
+            raise BackendUnavailable(why)
+        extra[SETTING] = wanted
+    record = catalog.update(record.replace(extra=extra))
+    name, why = decide(record)
+    print(f"{record.id} runs on {name}: {why}")
+    return 0
+
+
+def engine_sentence(record: Any) -> str:
+    """Which engine runs the model here and why, and the stored bench result, for `show`."""
+    from runtime.dispatch import plan
+
+    choice = plan(record)
+    if choice.device is None:
+        return f"cannot run here: {choice.note}"
+    return f"{choice.backend} on {choice.device}: {choice.reason}"
 
 
 def run_rename(args: argparse.Namespace) -> int:

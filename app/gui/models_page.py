@@ -37,13 +37,18 @@ COLUMNS = ("Name", "Format", "Quantization", "Size", "Parameters", "Context", "F
 FIT_COLUMN = 6
 
 
-def details_html(record: ModelRecord, fit_detail: str) -> str:
-    """What the details pane says about one model."""
+def details_html(
+    record: ModelRecord, fit_detail: str, engine: str = "", speed: str | None = None
+) -> str:
+    """What the details pane says about one model (``engine``: what runs it and why;
+    ``speed``: the stored ``fireside bench`` result on this machine)."""
     rows = [
         ("Location", record.path),
         ("Architecture", record.architecture or "—"),
         ("Chat template", "yes" if record.has_chat_template else "none (plain continuation)"),
         ("Memory", fit_detail),
+        ("Engine", engine or "—"),
+        ("Speed here", speed or f"not measured yet (fireside bench {record.id})"),
         ("Added", record.added_at.replace("T", " ")[:16]),
     ]
     for key, value in sorted(record.provenance.items()):
@@ -56,6 +61,21 @@ def details_html(record: ModelRecord, fit_detail: str) -> str:
         f"<tr><td><b>{k}</b></td><td>&nbsp;{_escape(str(v))}</td></tr>" for k, v in rows
     )
     return f"<h3>{_escape(record.name)}</h3><table>{cells}</table>"
+
+
+def engine_lines(record: ModelRecord) -> tuple[str, str | None]:
+    """(the engine that runs it and why, the bench result here): small reads, no engine."""
+    if record.format == "remote":
+        return "the server it lives on", None
+    from runtime.choice import bench_summary
+    from runtime.dispatch import decide
+    from runtime.errors import BackendUnavailable
+
+    try:
+        name, why = decide(record)  # reads the library only: no engine is imported
+    except BackendUnavailable as exc:
+        return f"none here: {exc}", None
+    return f"{name}: {why}", bench_summary(record)
 
 
 def _escape(text: str) -> str:
@@ -213,7 +233,9 @@ class ModelsPage(QWidget):
                 else "<p>Choose a model to see its details.</p>"
             )
             return
-        self.details.setHtml(details_html(record, self.session.fit(record.id).detail))
+        self.details.setHtml(
+            details_html(record, self.session.fit(record.id).detail, *engine_lines(record))
+        )
 
     def _with_selected(self, fn: Any) -> None:
         model_id = self.selected_id()

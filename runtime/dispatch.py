@@ -58,7 +58,7 @@ BACKENDS: dict[str, BackendSpec] = {
         "OpenVinoBackend",
         ("openvino_genai",),
         "openvino",
-        "OpenVINO IR folders and F16/Q8_0/Q4_0 GGUF files",
+        "OpenVINO IR, F16/Q8_0 GGUF",
     ),
     "remote": BackendSpec(
         "runtime.remote", "RemoteBackend", ("httpx",), "fireside", "OpenAI-compatible servers"

@@ -112,10 +112,6 @@ def check_source(source: str | os.PathLike[str]) -> tuple[HFCheckpoint, str]:
     return ckpt, module
 
 
-def default_output(ckpt: HFCheckpoint, mtype: MLXType) -> Path:
-    return ckpt.path.parent / f"{ckpt.path.name}-{mtype.name.replace('mlx-', 'MLX-')}"
-
-
 def estimated_bytes(ckpt: HFCheckpoint, mtype: MLXType, group_size: int) -> int:
     params = ckpt.parameter_count or ckpt.weight_bytes // 2
     if mtype.bits is None:
@@ -243,7 +239,7 @@ def convert_mlx(
         )
     ckpt, _ = check_source(source)
     require_tools(mtype.name)
-    final = require_new(Path(out).expanduser() if out else default_output(ckpt, mtype))
+    final = require_new(out, ckpt.path, mtype.name)
     require_space(
         final.parent,
         estimated_bytes(ckpt, mtype, group),

@@ -153,10 +153,6 @@ def _has_template(folder: Path) -> bool:
     return hf_chat_template(folder) is not None
 
 
-def default_output(ckpt: HFCheckpoint, otype: OnnxType) -> Path:
-    return ckpt.path.parent / f"{ckpt.path.name}-{otype.name.upper()}"
-
-
 def convert_onnx(
     source: str | os.PathLike[str],
     to: str,
@@ -172,7 +168,7 @@ def convert_onnx(
     otype = onnx_type(to)
     ckpt = check_source(source)
     require_tools(otype.name)
-    final = require_new(Path(out).expanduser() if out else default_output(ckpt, otype))
+    final = require_new(out, ckpt.path, otype.name)
     params = ckpt.parameter_count or ckpt.weight_bytes // 2
     # quantized matrices, plus float32 embeddings and the builder's float32 working copies
     needed = int(params * otype.bits_per_weight / 8) + params * 4 + SPACE_MARGIN

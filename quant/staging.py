@@ -43,8 +43,12 @@ def require_tools(to: str) -> None:
         raise UnsupportedModel(problem)
 
 
-def require_new(final: Path) -> Path:
-    """``final``, refused in words when something already has that name."""
+def require_new(out: str | os.PathLike[str] | None, source: Path, to: str) -> Path:
+    """Where the conversion of ``source`` to ``to`` goes (``out``, or beside the source),
+    refused in words when something already has that name."""
+    from .targets import target
+
+    final = Path(out).expanduser() if out else target(to).beside(Path(source))
     if final.exists():
         raise ConversionError(f"{final} already exists; choose another output name (-o)")
     final.parent.mkdir(parents=True, exist_ok=True)

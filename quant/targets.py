@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import ConversionError
 from .mlx import MLX_TYPES
@@ -45,6 +46,16 @@ class Target:
     def suffix(self) -> str:
         """The output's file suffix (MLX and ONNX outputs are folders)."""
         return ".gguf" if self.family == "gguf" else ""
+
+    def beside(self, folder: Path) -> Path:
+        """Where the conversion of ``folder`` goes when no output is named: next to it,
+        ``NAME-Q4_K_M.gguf``, ``NAME-MLX-4bit``, ``NAME-ONNX-int8``."""
+        tag = (
+            self.label
+            if self.family == "gguf"
+            else f"{self.family.upper()}-{self.name.split('-', 1)[1]}"
+        )
+        return folder.parent / f"{folder.name}-{tag}{self.suffix}"
 
     def missing(self) -> list[str]:
         """The modules its converter needs that are not installed."""

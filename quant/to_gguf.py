@@ -333,10 +333,6 @@ def _no_quantizer(qtype: Q, rows: np.ndarray, name: str, expert: int = 0) -> np.
     raise ConversionError(f"internal: {name} planned as {qtype.name} without a quantizer")
 
 
-def default_output(ckpt: HFCheckpoint, otype: OutputType) -> Path:
-    return ckpt.path.parent / f"{ckpt.path.name}-{otype.label}.gguf"
-
-
 def convert(
     source: str | os.PathLike[str],
     to: str,
@@ -358,7 +354,7 @@ def convert(
     arch = architecture_for(ckpt)
     require_tokenizer(ckpt)
     quantize = _quantizer(otype, imatrix)
-    final = require_new(Path(out).expanduser() if out else default_output(ckpt, otype))
+    final = require_new(out, ckpt.path, otype.name)
     model_name = name or str(ckpt.config.get("_name_or_path") or "").strip() or ckpt.path.name
 
     with open_source(ckpt) as src:

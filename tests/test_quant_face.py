@@ -20,6 +20,7 @@ from quant import (
     ConversionError,
     Options,
     check,
+    convert,
     convert_into_library,
     expected_size,
     library_output,
@@ -46,6 +47,18 @@ def test_one_table_of_output_types() -> None:
     said = str(refused.value)
     assert all(name in said for name in TARGETS), said
     assert all(t.unavailable() is None for t in TARGETS.values())  # every extra is installed
+    folder = Path("/models/SmolLM2")
+    assert target("q4_k_m").beside(folder) == Path("/models/SmolLM2-Q4_K_M.gguf")
+    assert target("mlx-4bit").beside(folder) == Path("/models/SmolLM2-MLX-4bit")
+    assert target("onnx-int8").beside(folder) == Path("/models/SmolLM2-ONNX-int8")
+
+
+def test_without_an_output_the_result_goes_beside_the_source(tiny: Path) -> None:
+    out = convert(tiny, "gguf-q8_0")
+    assert out == tiny.parent / "tiny-Q8_0.gguf" and out.is_file()
+    with pytest.raises(ConversionError, match="already exists; choose another output name"):
+        convert(tiny, "gguf-q8_0")
+    out.unlink()
 
 
 def test_a_missing_converter_is_said_with_its_install_command(

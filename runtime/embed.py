@@ -37,6 +37,7 @@ ENGINE_NAMES = {
     "hf-safetensors": "PyTorch",
     "hf-pytorch": "PyTorch",
     "onnx": "ONNX Runtime",
+    "openvino": "OpenVINO",
 }
 
 

@@ -13,8 +13,8 @@ never applied). The context limit is ours: OpenVINO silently accepts a prompt lo
 model's context, so the shared face sizes every prompt and answer to ``n_ctx``.
 
 Generation runs ``LLMPipeline.generate`` on a worker thread; its streamer hands each token to
-this generator through a queue and answers CANCEL once the user cancels or the consumer stops
-(a stop string, max tokens, a closed stream). OpenVINO calls the streamer only once the
+this generator through a queue and answers CANCEL once the user cancels, STOP once the
+consumer stops (a stop string, a closed stream). OpenVINO calls the streamer only once the
 prompt has been read, so a cancel during a long prompt takes effect at the first token.
 """
 
@@ -29,10 +29,11 @@ from typing import Any
 
 from models.errors import UnsupportedModel
 from models.file_hashes import verify_recorded
+from models.fit import load_context
 from models.openvino_folder import openvino_gguf_refusal, read_openvino_folder
 
 from . import hf_tokens
-from .backend import DEFAULT_MAX_CTX, Backend, EngineFinished
+from .backend import Backend, EngineFinished
 from .errors import BackendUnavailable, ModelLoadError
 from .params import GenerationParams
 from .types import ModelInfo, Progress
@@ -116,7 +117,7 @@ class OpenVinoBackend(Backend):
         eos = int(tokenizer.get_eos_token_id())
         stops = [int(t) for t in pipe.get_generation_config().stop_token_ids]
         self._end_ids = hf_tokens.end_ids(eos if eos >= 0 else None, stops)
-        n_ctx = self.options.n_ctx or min(context_length or 2048, DEFAULT_MAX_CTX)
+        n_ctx = load_context(self.options.n_ctx, context_length)
         self._info = ModelInfo(
             model_id=self.record.id,
             backend=self.name,
@@ -180,8 +181,10 @@ class OpenVinoBackend(Backend):
         class Streamer(og.StreamerBase):  # type: ignore[misc, name-defined]
             def write(self, token: Any) -> Any:
                 tokens.put([token] if isinstance(token, int) else [int(t) for t in token])
-                if cancel.is_set() or stopped.is_set():
+                if cancel.is_set():  # the user's cancel
                     return og.StreamingStatus.CANCEL
+                if stopped.is_set():  # a stop string, or the stream was closed: a normal end
+                    return og.StreamingStatus.STOP
                 return og.StreamingStatus.RUNNING
 
             def end(self) -> None:

@@ -43,7 +43,6 @@ def a_round(decode: float, ttft_long: float = 1.0, parallel: float = 0.0) -> Rou
 
 @pytest.mark.slow
 def test_bench_on_the_bundled_model_end_to_end(env: dict[str, str]) -> None:
-    start = time.monotonic()
     out = run(env, "bench", *TINY, "--json")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Traceback" not in out.stderr
@@ -77,7 +76,6 @@ def test_bench_on_the_bundled_model_end_to_end(env: dict[str, str]) -> None:
     assert table.returncode == 0, table.stderr[-2000:]
     assert "DECODE" in table.stdout and "llama.cpp · smollm2-135m Q4_1" in table.stdout
     assert "Recommended here:" in table.stdout and "chat" in table.stdout
-    assert time.monotonic() - start < 90  # two tiny benches and two commands
 
 
 def describe_bundled():

@@ -40,6 +40,11 @@ REQUIRED = (
 # Rows per call below which splitting across threads costs more than it saves.
 MIN_ELEMENTS_PER_THREAD = 256 * 1024
 MAX_THREADS = 8
+# The types Fireside's mixes write through ggml: block sizes checked against gguf's tables.
+CHECKED_TYPES = (
+    *(Q.F16, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0),
+    *(Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.IQ4_NL, Q.IQ4_XS),
+)
 
 
 class NotFinite(ConversionError):
@@ -69,7 +74,7 @@ class Quantizer:
 
     def _check_sizes(self) -> None:
         """Both sides must agree on every type's number and block size (the enum is ABI)."""
-        for qtype in (Q.F16, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0, Q.Q4_K, Q.Q5_K, Q.Q6_K):
+        for qtype in CHECKED_TYPES:
             block, size = gguf.GGML_QUANT_SIZES[qtype]
             if self._row_size(int(qtype), 256 * block) != 256 * size:
                 raise ConversionError(

@@ -18,8 +18,14 @@ from dataclasses import dataclass
 
 import gguf
 
+from .errors import ConversionError
+
 Q = gguf.GGMLQuantizationType
 FT = gguf.LlamaFileType
+
+
+class ImatrixNeeded(ConversionError):
+    """A low-bit mix asked for without an importance matrix."""
 
 
 class Role(enum.Enum):
@@ -85,6 +91,7 @@ FALLBACK: dict[Q, Q] = {
     Q.Q4_K: Q.Q5_0,
     Q.Q5_K: Q.Q5_1,
     Q.Q6_K: Q.Q8_0,
+    Q.IQ4_XS: Q.IQ4_NL,
 }
 
 
@@ -99,10 +106,16 @@ def first_eighth(i_layer: int, n_layers: int) -> bool:
     return i_layer < n_layers // 8
 
 
-# Conditions a bump can name: f(layer position, layer count, has an importance matrix).
-CONDITIONS: dict[str, Callable[[int, int, bool], bool]] = {
-    "more_bits": lambda i, n, imatrix: use_more_bits(i, n),
-    "first_eighth_with_imatrix": lambda i, n, imatrix: imatrix and first_eighth(i, n),
+# Conditions a bump can name: f(layer position, layer count, has an importance matrix,
+# query heads per key/value head).
+CONDITIONS: dict[str, Callable[[int, int, bool, int], bool]] = {
+    "more_bits": lambda i, n, imatrix, gqa: use_more_bits(i, n),
+    "first_eighth_with_imatrix": lambda i, n, imatrix, gqa: imatrix and first_eighth(i, n),
+    "first_eighth_without_imatrix": lambda i, n, imatrix, gqa: not imatrix and first_eighth(i, n),
+    "first_two": lambda i, n, imatrix, gqa: i < 2,
+    "first_sixteenth": lambda i, n, imatrix, gqa: i < n // 16,
+    "gqa_4": lambda i, n, imatrix, gqa: gqa >= 4,
+    "always": lambda i, n, imatrix, gqa: True,
 }
 
 
@@ -121,6 +134,8 @@ class Mix:
     file_type: FT  # general.file_type (llama_ftype)
     base: Q  # the type of every tensor no rule changes
     bumps: tuple[Bump, ...] = ()  # first match per tensor wins
+    # Offered only with an importance matrix: without one these few bits lose too much.
+    needs_imatrix: bool = False
 
 
 _MORE_BITS_Q6_K = (
@@ -140,6 +155,41 @@ MIXES: dict[str, Mix] = {
         Mix("Q4_K_M", FT.MOSTLY_Q4_K_M, Q.Q4_K, _MORE_BITS_Q6_K),
         Mix("Q5_K_M", FT.MOSTLY_Q5_K_M, Q.Q5_K, _MORE_BITS_Q6_K),
         Mix("Q6_K", FT.MOSTLY_Q6_K, Q.Q6_K),
+        # The low-bit mixes (offered with an importance matrix only: quant.types)
+        Mix(
+            "Q3_K_M",
+            FT.MOSTLY_Q3_K_M,
+            Q.Q3_K,
+            (
+                Bump(VALUE_LIKE, "first_two", Q.Q5_K),
+                Bump(VALUE_LIKE, "always", Q.Q4_K),
+                Bump(frozenset({Role.FFN_DOWN}), "first_sixteenth", Q.Q5_K),
+                Bump(frozenset({Role.FFN_DOWN}), "always", Q.Q4_K),
+                Bump(frozenset({Role.ATTN_OUTPUT}), "always", Q.Q4_K),
+            ),
+            needs_imatrix=True,
+        ),
+        Mix(
+            "Q2_K",
+            FT.MOSTLY_Q2_K,
+            Q.Q2_K,
+            (
+                Bump(VALUE_LIKE, "gqa_4", Q.Q4_K),
+                Bump(VALUE_LIKE, "always", Q.Q3_K),
+                Bump(frozenset({Role.FFN_DOWN, Role.ATTN_OUTPUT}), "always", Q.Q3_K),
+            ),
+            needs_imatrix=True,
+        ),
+        Mix(
+            "IQ4_XS",
+            FT.MOSTLY_IQ4_XS,
+            Q.IQ4_XS,
+            (
+                Bump(VALUE_LIKE, "gqa_4", Q.Q5_K),
+                Bump(frozenset({Role.FFN_DOWN}), "first_eighth_without_imatrix", Q.Q5_K),
+            ),
+            needs_imatrix=True,
+        ),
     )
 }
 
@@ -221,7 +271,14 @@ def choose_types(
     has_imatrix: bool = False,
 ) -> dict[str, Q | None]:
     """The GGML type of each tensor (name, numpy shape) in ``mix``; None: not quantized
-    (kept in the precision it is written in)."""
+    (kept in the precision it is written in). A mix that needs an importance matrix is
+    refused without one (ImatrixNeeded), before any tensor is written."""
+    if mix.needs_imatrix and not has_imatrix:
+        raise ImatrixNeeded(
+            f"{mix.label} keeps so few bits that Fireside makes it only with an importance "
+            f"matrix; add one (fireside convert ... --imatrix auto measures it from the "
+            f"source, or --imatrix FILE reads llama.cpp's), or choose Q4_K_M"
+        )
     ordered = sorted(tensors, key=lambda t: loader_order(t[0]))
     roles = {name: role_of(name) for name, _ in ordered}
     tied = not any(role == Role.OUTPUT for role in roles.values())
@@ -248,7 +305,7 @@ def choose_types(
             else:
                 i, n = seen[role.value], counts["layers"]
                 seen[role.value] += 1
-            qtype = _bumped(mix, role, i, n, has_imatrix)
+            qtype = _bumped(mix, role, i, n, has_imatrix, model.n_heads // model.n_kv_heads)
             if big and role in VALUE_LIKE and qtype in SEVENTY_B_BUMP[0]:
                 qtype = SEVENTY_B_BUMP[1]
         out[name] = with_fallback(qtype, row)
@@ -261,9 +318,9 @@ def _output_type(mix: Mix, model: ModelShape, row: int) -> Q:
     return mix.base if mix.base == Q.Q8_0 else Q.Q6_K
 
 
-def _bumped(mix: Mix, role: Role, i: int, n: int, has_imatrix: bool) -> Q:
+def _bumped(mix: Mix, role: Role, i: int, n: int, has_imatrix: bool, gqa: int) -> Q:
     for bump in mix.bumps:
-        if role in bump.roles and CONDITIONS[bump.when](i, n, has_imatrix):
+        if role in bump.roles and CONDITIONS[bump.when](i, n, has_imatrix, gqa):
             return bump.to
     return mix.base
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gguf
 import numpy as np
 
 from models.errors import InvalidModelFile
@@ -90,6 +93,7 @@ class _Result:
 
     def __init__(self, source: Path, path: Path, kind: str) -> None:
         self.source, self.path, self.name = source, path, path.name
+        self.expected: dict[str, tuple[int, ...]] = {}  # shapes the last check expected
 
     def shapes(self, names: list[str]) -> dict[str, tuple[int, ...] | None]:
         raise NotImplementedError
@@ -98,6 +102,7 @@ class _Result:
         raise NotImplementedError
 
     def check(self, expected: dict[str, tuple[int, ...]]) -> None:
+        self.expected = dict(expected)
         for name, shape in self.shapes(list(expected)).items():
             if shape != expected[name]:
                 got = "it lacks it" if shape is None else f"it has {shape}"
@@ -105,6 +110,43 @@ class _Result:
                     f"{self.name} is not a conversion of {self.source.name}: the source's "
                     f"{name} has shape {expected[name]}, {got}"
                 )
+
+
+# transformers 5 keeps each layer's experts as one 3-D parameter per projection, (experts,
+# out, in); the checkpoint (and the GGUF) may hold them otherwise. Gate and up fused in one
+# parameter are llama.cpp's two stacked tensors, one after the other along the outputs.
+STACKED_EXPERTS = re.compile(
+    r"(?:^|\.)layers\.(\d+)\..*experts\.(gate_up_proj|gate_proj|up_proj|down_proj)$"
+)
+_STACKED_PARTS = {
+    "gate_up_proj": (gguf.MODEL_TENSOR.FFN_GATE_EXP, gguf.MODEL_TENSOR.FFN_UP_EXP),
+    "gate_proj": (gguf.MODEL_TENSOR.FFN_GATE_EXP,),
+    "up_proj": (gguf.MODEL_TENSOR.FFN_UP_EXP,),
+    "down_proj": (gguf.MODEL_TENSOR.FFN_DOWN_EXP,),
+}
+
+
+def stacked_expert_names(name: str) -> tuple[str, ...]:
+    """The GGUF tensors (llama.cpp's stacked experts) a transformers-5 experts parameter
+    ``name`` holds, in order along its outputs; () for any other name."""
+    match = STACKED_EXPERTS.search(name)
+    if match is None:
+        return ()
+    layer = int(match[1])
+    return tuple(
+        f"{gguf.TENSOR_NAMES[t].format(bid=layer)}.weight" for t in _STACKED_PARTS[match[2]]
+    )
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where one checkpoint or model tensor lives in the GGUF: ``parts`` (GGUF names, joined
+    along axis 1 when several: fused experts), ``expert`` (one expert of a stacked tensor), or
+    ``derived`` (re-laid by the converter: found by probing its transform with indices)."""
+
+    parts: tuple[str, ...]
+    expert: int | None = None
+    derived: bool = False
 
 
 class _GGUFResult(_Result):
@@ -132,29 +174,94 @@ class _GGUFResult(_Result):
             )
         self.tensors = {t.name: t for t in self.info.tensors}
 
-    def _gguf(self, names: list[str]) -> dict[str, Any]:
-        mapped = {n: self.arch.gguf_name(n) for n in names}
-        return {n: g for n, g in mapped.items() if g is not None}
+    def _where(self, name: str) -> _Where | None:
+        shape = self.expected.get(name)
+        if shape is not None and len(shape) >= 2:
+            made = self.arch.derived(name, tuple(shape))
+            if made:
+                return _Where(tuple(n for n, _ in made), derived=True)
+        stacked = stacked_expert_names(name) if self.arch.n_experts else ()
+        if stacked and (shape is None or len(shape) == 3):
+            return _Where(stacked)
+        part = self.arch.expert_part(name)
+        if part is not None:
+            gname = self.arch.gguf_name(part[0])
+            return None if gname is None else _Where((gname,), expert=part[1])
+        gname = self.arch.gguf_name(name)
+        return None if gname is None else _Where((gname,))
+
+    def _gguf(self, names: list[str]) -> dict[str, _Where]:
+        mapped = {n: self._where(n) for n in names}
+        return {n: w for n, w in mapped.items() if w is not None}
+
+    def _shape(self, gname: str) -> tuple[int, ...] | None:
+        t = self.tensors.get(gname)
+        return tuple(reversed(t.shape)) if t else None
 
     def shapes(self, names: Any) -> dict[str, tuple[int, ...] | None]:
-        found = {n: self.tensors.get(g) for n, g in self._gguf(list(names)).items()}
-        return {n: tuple(reversed(t.shape)) if t else None for n, t in found.items()}
+        out: dict[str, tuple[int, ...] | None] = {}
+        for name, where in self._gguf(list(names)).items():
+            shapes = [self._shape(g) for g in where.parts]
+            if any(s is None for s in shapes):
+                out[name] = None
+            elif where.derived:  # the converter's own shapes for this source shape
+                made = dict(self.arch.derived(name, self.expected[name]))
+                fits = all(made[g] == s for g, s in zip(where.parts, shapes, strict=True))
+                out[name] = self.expected[name] if fits else shapes[0]
+            elif where.expert is not None:
+                out[name] = shapes[0][1:]  # type: ignore[index]
+            elif len(shapes) > 1:
+                first = shapes[0]
+                assert first is not None
+                out[name] = (first[0], sum(s[1] for s in shapes if s), *first[2:])
+            else:
+                out[name] = shapes[0]
+        return out
 
-    def weights(self, names: list[str]) -> Iterator[tuple[str, np.ndarray]]:
+    def _read(self, mm: mmap.mmap, gname: str) -> np.ndarray:
         import gguf
 
+        t = self.tensors[gname]
+        qtype = gguf.GGMLQuantizationType(t.ggml_type)
+        block, size = gguf.GGML_QUANT_SIZES[qtype]
+        shape = tuple(reversed(t.shape))
+        start = self.info.data_offset + t.offset
+        raw = np.frombuffer(mm, np.uint8, count=t.n_bytes, offset=start)
+        raw = raw.reshape(*shape[:-1], shape[-1] // block * size)
+        array = np.asarray(gguf.quants.dequantize(raw, qtype), dtype=np.float32)
+        return array.reshape(shape)
+
+    def _underived(self, mm: mmap.mmap, name: str, where: _Where) -> np.ndarray:
+        """A tensor the converter cut or re-laid, put back: its transform applied to the
+        source's element indices says where each written value came from."""
+        shape = tuple(self.expected[name])
+        out = np.empty(shape, np.float32)
+        index = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
+        for gname in where.parts:
+            came_from = np.asarray(self.arch.transform(gname, index))
+            out.reshape(-1)[came_from.reshape(-1)] = self._read(mm, gname).reshape(-1)
+        return out
+
+    def weights(self, names: list[str]) -> Iterator[tuple[str, np.ndarray]]:
+        cached: tuple[str, np.ndarray] | None = None  # one stacked tensor, for its experts
         with _mapped(self.path) as mm:
-            for name, gname in self._gguf(names).items():
-                t = self.tensors[gname]
-                qtype = gguf.GGMLQuantizationType(t.ggml_type)
-                block, size = gguf.GGML_QUANT_SIZES[qtype]
-                shape = tuple(reversed(t.shape))
-                start = self.info.data_offset + t.offset
-                raw = np.frombuffer(mm, np.uint8, count=t.n_bytes, offset=start)
-                raw = raw.reshape(*shape[:-1], shape[-1] // block * size)
-                array = np.asarray(gguf.quants.dequantize(raw, qtype), dtype=np.float32)
-                yield name, _inverse(self.arch, gname, shape)(array.reshape(shape))
-                del raw, array
+            for name, where in self._gguf(names).items():
+                if where.derived:
+                    yield name, self._underived(mm, name, where)
+                    continue
+                arrays = []
+                for gname in where.parts:
+                    if cached is None or cached[0] != gname:
+                        array = self._read(mm, gname)
+                        cached = (gname, _inverse(self.arch, gname, array.shape)(array))
+                    arrays.append(cached[1])
+                if where.expert is not None:
+                    yield name, np.ascontiguousarray(arrays[0][where.expert])
+                elif len(arrays) > 1:
+                    yield name, np.concatenate(arrays, axis=1)
+                else:
+                    yield name, arrays[0]
+                del arrays
 
 
 class _MLXResult(_Result):

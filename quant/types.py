@@ -20,6 +20,13 @@ class OutputType:
     # otherwise every 2-D weight is written in one type by our own writer.
     mixed: bool = False
 
+    @property
+    def needs_imatrix(self) -> bool:
+        """Made only with an importance matrix (its mix says so: quant.kquant_rules)."""
+        from .kquant_rules import MIXES
+
+        return self.mixed and MIXES[self.label].needs_imatrix
+
 
 OUTPUT_TYPES: dict[str, OutputType] = {
     t.name: t
@@ -31,6 +38,9 @@ OUTPUT_TYPES: dict[str, OutputType] = {
         OutputType("gguf-q5_k_m", "Q5_K_M", FT.MOSTLY_Q5_K_M, 5.7, mixed=True),
         OutputType("gguf-q4_k_m", "Q4_K_M", FT.MOSTLY_Q4_K_M, 4.9, mixed=True),
         OutputType("gguf-q4_0", "Q4_0", FT.MOSTLY_Q4_0, 4.5, mixed=True),
+        OutputType("gguf-iq4_xs", "IQ4_XS", FT.MOSTLY_IQ4_XS, 4.25, mixed=True),
+        OutputType("gguf-q3_k_m", "Q3_K_M", FT.MOSTLY_Q3_K_M, 3.9, mixed=True),
+        OutputType("gguf-q2_k", "Q2_K", FT.MOSTLY_Q2_K, 3.4, mixed=True),
     )
 }
 

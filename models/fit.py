@@ -47,6 +47,14 @@ HEADROOM = 0.85  # "fits" leaves 15% of the available memory for everything else
 # at most 8192 tokens; 2048 when the model does not say).
 DEFAULT_CONTEXT = 2048
 MAX_DEFAULT_CONTEXT = 8192
+
+
+def load_context(requested: int | None, model_ctx: int | None) -> int:
+    """The context every engine loads a model with: what was asked (--ctx), else the
+    model's own capped at MAX_DEFAULT_CONTEXT, else DEFAULT_CONTEXT."""
+    return requested or min(model_ctx or DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
+
+
 _GPU_CACHE_SECONDS = 10.0
 # llama.cpp's sliding-window pattern per architecture, when the GGUF does not store one:
 # (sliding layers, out of every N layers).
@@ -345,7 +353,7 @@ def estimate(
         raise UnsupportedModel(f"unknown KV cache type {kv_dtype!r}")
     notes: list[str] = []
     if n_ctx is None:
-        n_ctx = min(model_ctx or DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
+        n_ctx = load_context(None, model_ctx)
     if n_ctx <= 0:
         raise UnsupportedModel("the context length must be a positive number of tokens")
     if model_ctx and n_ctx > model_ctx:

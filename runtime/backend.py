@@ -15,6 +15,7 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from models.fit import MAX_DEFAULT_CONTEXT as DEFAULT_MAX_CTX  # noqa: F401  (torch_backend)
 from models.records import ModelRecord
 
 from .errors import ContextOverflow, InvalidParameters, ModelLoadError
@@ -31,7 +32,7 @@ BASE_MODEL_NOTICE = (
 class BackendOptions:
     """Engine settings; each backend reads the ones it understands."""
 
-    n_ctx: int | None = None  # None: the model's own, capped at DEFAULT_MAX_CTX
+    n_ctx: int | None = None  # None: models.fit.load_context (the model's own, capped)
     n_threads: int | None = None  # None: the machine's physical cores
     n_gpu_layers: int | None = None  # None: all layers when the engine can offload, else 0
     n_parallel: int | None = None  # llama.cpp: requests served at once (None: 1)
@@ -60,7 +61,6 @@ class BackendOptions:
 
 ENGINE_WORDS = {"mlx": "MLX", "torch": "PyTorch"}
 MIN_CTX = 64  # tokens: below this not even a short question and its answer fit
-DEFAULT_MAX_CTX = 8192
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from models.fit import default_parallel
+from models.fit import default_parallel, load_context
 from models.gguf import read_gguf
 
-from .backend import DEFAULT_MAX_CTX, Backend, EngineFinished
+from .backend import Backend, EngineFinished
 from .errors import ContextOverflow, InvalidParameters, ModelLoadError
 from .llama_engine import import_xllamacpp, make_params, offload_available
 from .params import GenerationParams
@@ -71,7 +71,7 @@ class LlamaCppBackend(Backend):
             progress(1, 3)
         xl = import_xllamacpp()
         opts = self.options
-        per_slot = opts.n_ctx or min(header.context_length or 2048, DEFAULT_MAX_CTX)
+        per_slot = load_context(opts.n_ctx, header.context_length)
         n_parallel = opts.n_parallel or default_parallel(header.metadata, per_slot)
         gpu = offload_available(xl)
         n_gpu = opts.n_gpu_layers if opts.n_gpu_layers is not None else (999 if gpu else 0)

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import FiresideError
+from models.fit import load_context
 from models.hf import read_hf_folder
 
 from . import hf_tokens
-from .backend import DEFAULT_MAX_CTX, Backend
+from .backend import Backend
 from .errors import BackendUnavailable, ModelLoadError
 from .params import GenerationParams
 from .types import ModelInfo, Progress
@@ -115,11 +116,11 @@ class MLXBackend(Backend):
         self._cached: list[int] = []
         max_pos = config.get("max_position_embeddings")
         if not isinstance(max_pos, int):
-            max_pos = (config.get("text_config") or {}).get("max_position_embeddings") or 2048
+            max_pos = (config.get("text_config") or {}).get("max_position_embeddings")
         self._info = ModelInfo(
             model_id=self.record.id,
             backend=self.name,
-            context_length=self.options.n_ctx or min(max_pos, DEFAULT_MAX_CTX),
+            context_length=load_context(self.options.n_ctx, max_pos),
             has_chat_template=self._template_vars["chat_template"] is not None,
             device=mlx_device(),
         )

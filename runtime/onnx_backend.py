@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from models.file_hashes import verify_recorded
+from models.fit import load_context
 from models.onnx_folder import read_onnx_folder
 
 from . import hf_tokens
-from .backend import DEFAULT_MAX_CTX, Backend
+from .backend import Backend
 from .errors import BackendUnavailable, ModelLoadError
 from .params import GenerationParams
 from .types import ModelInfo, Progress
@@ -144,7 +145,7 @@ class OnnxBackend(Backend):
         self._end_ids = hf_tokens.end_ids(
             folder.model.get("eos_token_id"), [int(t) for t in tokenizer.eos_token_ids]
         )
-        n_ctx = self.options.n_ctx or min(folder.context_length or 2048, DEFAULT_MAX_CTX)
+        n_ctx = load_context(self.options.n_ctx, folder.context_length)
         self._n_ctx = n_ctx
         self._generator = None
         self._cached: list[int] = []

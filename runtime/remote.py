@@ -23,9 +23,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from models.fit import MAX_DEFAULT_CONTEXT
 from models.records import ModelRecord, slugify
 
-from .backend import DEFAULT_MAX_CTX, Backend
+from .backend import Backend
 from .errors import BackendUnavailable, InvalidParameters, ModelLoadError, RemoteError
 from .params import GenerationParams
 from .template import validate_messages
@@ -273,7 +274,7 @@ class RemoteBackend(Backend):
             self.options.n_ctx
             or context_length_of(entry)
             or self.record.context_length
-            or DEFAULT_MAX_CTX
+            or MAX_DEFAULT_CONTEXT
         )
         self._info = ModelInfo(
             model_id=self.record.id,

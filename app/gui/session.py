@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, Signal
 from app.library_ops import Fit, fit_of
 from models import BUNDLED_ID, ModelRecord
 from models.errors import FiresideError, describe
+from models.fit import load_context
 from runtime import ModelInfo
 
 from .context import AppContext
@@ -63,7 +64,7 @@ class ModelSession(QObject):
         if info is not None:
             return info.context_length
         if self.selected is not None and self.selected.context_length:
-            return min(self.selected.context_length, 8192)
+            return load_context(None, self.selected.context_length)
         return 0
 
     def refresh(self, select: str | None = None) -> None:

@@ -6,12 +6,14 @@ and that one file runs through both Fireside backends with the same threads, con
 greedy settings. Each round's prompt begins with its own number, so neither engine can reuse
 a cached prefix, and rounds alternate which engine goes first so machine noise hits both
 alike. The result is the median over rounds of (OpenVINO TTFT) / (llama.cpp TTFT).
-Run: .venv/bin/python -m pytest tests/perf -m perf -s -k openvino_bench
+Run: .venv/bin/python -m pytest tests/perf -m perf -s -k openvino_bench (threads: 2, or
+FIRESIDE_BENCH_THREADS=N)
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 
 import pytest
@@ -21,7 +23,8 @@ from runtime import GREEDY, BackendOptions
 
 pytestmark = pytest.mark.perf
 
-ROUNDS, THREADS, N_CTX, TARGET_TOKENS = 5, 2, 2048, 1200
+ROUNDS, N_CTX, TARGET_TOKENS = 5, 2048, 1200
+THREADS = int(os.environ.get("FIRESIDE_BENCH_THREADS", "2"))  # both engines get the same
 PARAGRAPH = (
     "The harbour town kept its records in a long ledger: the ships that came in, what they "
     "carried, the weather on the day and the names of the crews. Each spring the clerk copied "

@@ -10,8 +10,9 @@
 FIRESIDE_HOME, the bundled model, and the tests' fake Hub on 127.0.0.1 (no network); writes
 PNGs (default: build/screenshots/): the chat's states (first start, streaming, an answer,
 its settings, a dropped file, a bad file, a crashed engine), then every page (My models,
-Discover results and a repository's variants, Downloads in progress, Convert, Server) at
-the default size, then at 1024x700, light and dark.
+Discover results and a repository's variants, Downloads in progress, Convert to GGUF and to
+ONNX with their quality reports, Server) at the default size, then at 1024x700, light and
+dark.
 """
 
 from __future__ import annotations
@@ -239,6 +240,14 @@ def shoot(out: Path, home: Path) -> int:
     window.show_page("models")
     window.models_page.select(converted.id)
     snap("16-my-models-provenance")
+    # the same source as ONNX int8 (the [onnx] extra), to its quality report
+    window.show_page("convert")
+    convert.select_source(str(checkpoint))
+    if convert.select_target("onnx-int8") and convert.can_start():
+        snap("17-convert-onnx-options")
+        convert.start()
+        wait(lambda: len(results) > 1, timeout=600)
+        snap("18-convert-onnx-report")
 
     # every page again: small, then dark
     for tag, size, dark in (

@@ -269,3 +269,16 @@ def test_an_engine_that_refuses_this_file_is_not_kept_as_its_setting(
     assert main(["models", "set", "smollm2-135m", "--engine", "openvino"]) == 1
     assert "OpenVINO GenAI cannot run" in capsys.readouterr().err  # the bundled file is Q4_1
     assert "engine" not in Catalog().get("smollm2-135m").extra
+
+
+@pytest.mark.slow
+def test_the_engine_process_runs_the_measured_engine(fresh_home: Path, q8_gguf: Path) -> None:
+    from runtime import BackendOptions, Engine
+
+    record = Catalog().add(describe(q8_gguf))
+    _stored(fresh_home, record.id, {"llama.cpp": 60.0, "openvino": 90.0})
+    with Engine() as engine:  # the child decides from the same store (no backend named)
+        info = engine.load(record, BackendOptions(n_ctx=512, n_threads=1))
+        assert info.backend == "openvino"
+        _stored(fresh_home, record.id, {"llama.cpp": 95.0, "openvino": 90.0})
+        assert engine.load(record, BackendOptions(n_ctx=512, n_threads=1)).backend == "llama.cpp"

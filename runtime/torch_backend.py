@@ -4,13 +4,15 @@ Generation is our own loop over the model's forward pass with a KV cache, so it 
 cancellable between any two tokens and samples exactly as the other backends do
 (repeat penalty, top-k, top-p, min-p, temperature, seed). The cache is kept between turns
 and reused for the prompt prefix they share. Weights load with ``weights_only`` and never
-with remote code.
+with remote code. Attention is PyTorch's SDPA where the model has it. A static KV cache and
+``torch.compile`` are opt-in speed options (runtime/torch_fast.py says why they are off).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,8 @@ from . import hf_tokens
 from .backend import DEFAULT_MAX_CTX, Backend
 from .errors import BackendUnavailable, ModelLoadError
 from .params import GenerationParams
-from .types import ModelInfo, Progress
+from .torch_fast import FastPath, speed_from
+from .types import Chunk, ModelInfo, Progress
 
 PROMPT_CHUNK = 256  # prompt tokens per forward pass between cancellation checks
 REPEAT_LAST_N = 64  # the repeat penalty looks this far back (as llama.cpp does)
@@ -101,11 +104,32 @@ def sample_token(
     return int(order[choice])
 
 
+def _load_model(transformers: Any, path: str, dtype: Any, ckpt: Any) -> Any:
+    """The model with PyTorch's SDPA attention, or transformers' own choice where the
+    architecture has no SDPA path."""
+    kwargs = dict(
+        dtype=dtype,
+        local_files_only=True,
+        trust_remote_code=False,
+        use_safetensors=ckpt.weight_format == "safetensors",
+        weights_only=True,
+    )
+    try:
+        return transformers.AutoModelForCausalLM.from_pretrained(
+            path, attn_implementation="sdpa", **kwargs
+        )
+    except ValueError as exc:
+        if "sdpa" not in str(exc).lower():
+            raise
+        return transformers.AutoModelForCausalLM.from_pretrained(path, **kwargs)
+
+
 class TorchBackend(Backend):
     name = "torch"
 
     _model: Any = None
     _tokenizer: Any = None
+    _fast: Any = None  # FastPath: the static cache and compiled step, set by load
 
     def load(self, progress: Progress | None = None) -> ModelInfo:
         path = Path(self.record.path)
@@ -122,6 +146,7 @@ class TorchBackend(Backend):
                 f"the PyTorch backend cannot start ({exc.name or exc}): pip install 'fireside[torch]'"
             ) from None
         opts = self.options
+        speed = speed_from(opts.extra)
         device = pick_device(opts.device)
         dtype_name = opts.dtype or default_dtype(device)
         if dtype_name not in DTYPES:
@@ -134,14 +159,7 @@ class TorchBackend(Backend):
             tokenizer = transformers.AutoTokenizer.from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False
             )
-            model = transformers.AutoModelForCausalLM.from_pretrained(
-                str(path),
-                dtype=getattr(torch, dtype_name),
-                local_files_only=True,
-                trust_remote_code=False,
-                use_safetensors=ckpt.weight_format == "safetensors",
-                weights_only=True,
-            )
+            model = _load_model(transformers, str(path), getattr(torch, dtype_name), ckpt)
         except FiresideError:
             raise
         except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
@@ -150,6 +168,7 @@ class TorchBackend(Backend):
             ) from None
         model = model.to(device).eval()
         self._model, self._tokenizer = model, tokenizer
+        self._attention = getattr(model.config, "_attn_implementation", None) or "eager"
         self._device = device
         self._template_vars = hf_tokens.template_vars(tokenizer)
         gen_config = getattr(model, "generation_config", None)
@@ -166,6 +185,13 @@ class TorchBackend(Backend):
         text_config = model.config.get_text_config()
         max_pos = getattr(text_config, "max_position_embeddings", None) or 2048
         n_ctx = opts.n_ctx or min(max_pos, DEFAULT_MAX_CTX)
+        self._fast = FastPath(model, speed, device, n_ctx, self._cache_arg)
+        if progress:
+            progress(2, 3)
+        if self._fast.report()["compile"]:  # compile now: the first answer should not wait
+            first = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 0
+            self._fast.warm_up(first)
+            self._cache = self._fast.warm_cache
         self._info = ModelInfo(
             model_id=self.record.id,
             backend=self.name,
@@ -203,14 +229,23 @@ class TorchBackend(Backend):
         return hf_tokens.encode(self._tokenizer, text, add_bos=add_bos)
 
     def reset_cache(self) -> None:
-        """Forget the cached prompt (benchmarks use this to time a cold prompt)."""
-        self._cache, self._cached = None, []
+        """Forget the cached prompt (benchmarks use this to time a cold prompt); a static
+        cache is emptied, not dropped, so its compiled shapes stay."""
+        if self._cache is not None and self._fast.static:
+            self._cache = self._fast.fresh(self._cache)
+        else:
+            self._cache = None
+        self._cached = []
+
+    @property
+    def speed(self) -> dict[str, Any]:
+        """The speed options in effect (static cache, compile) and the compile time spent."""
+        size = self._cache.layers[0].max_cache_len if self._fast.static and self._cache else None
+        return {**self._fast.report(), "attention": self._attention, "cache_size": size}
 
     # -- generation ----------------------------------------------------------------------
     def _fresh_cache(self) -> Any:
-        from transformers import DynamicCache
-
-        return DynamicCache(config=self._model.config)
+        return self._fast.fresh(self._cache)
 
     def _reusable_prefix(self, tokens: list[int]) -> int:
         """How many leading prompt tokens the kept cache already holds (after cropping)."""
@@ -238,11 +273,30 @@ class TorchBackend(Backend):
     def _forward(self, ids: list[int]) -> Any:
         import torch
 
-        model = self._model
         input_ids = torch.tensor([ids], dtype=torch.long, device=self._device)
-        out = model(input_ids=input_ids, use_cache=True, **{self._cache_arg: self._cache})
+        self._cache = self._fast.fit(self._cache, len(self._cached) + len(ids))
+        logits = self._fast.forward(input_ids, self._cache)
         self._cached.extend(ids)
-        return out.logits[0, -1]
+        return logits
+
+    def _stream_tokens(
+        self,
+        tokens: list[int],
+        budget: int,
+        params: GenerationParams,
+        cancel: Any,
+        notice: str | None,
+    ) -> Iterator[Chunk]:
+        """The shared stream, plus what the speed options have to tell: the compile cost at
+        load on the first answer, a compile for a bigger cache or a fallback on the last chunk."""
+        early = self._fast.take_notices()
+        notice = "; ".join(n for n in (notice, early) if n) or None
+        for chunk in super()._stream_tokens(tokens, budget, params, cancel, notice):
+            if chunk.finish_reason is not None and (late := self._fast.take_notices()):
+                chunk = dataclasses.replace(
+                    chunk, notice="; ".join(n for n in (chunk.notice, late) if n)
+                )
+            yield chunk
 
     def _generate(
         self, prompt_tokens: list[int], params: GenerationParams, max_new: int, cancel: Any

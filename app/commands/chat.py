@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Any
 
-from . import speculation
+from . import speculation, torch_speed
 
 HELP = "Chat with a model in the terminal (the bundled model unless --model is given)."
 INTERACTIVE_HELP = "Type a message and press Enter. Ctrl-C stops an answer; /exit or Ctrl-D leaves; /clear starts over."
@@ -38,6 +38,7 @@ def register(sub: Any) -> None:
         help="print tokens/s (and speculative decoding's acceptance) after each answer",
     )
     speculation.add_arguments(p)
+    torch_speed.add_arguments(p)
     p.add_argument(
         "--show-thinking",
         action="store_true",
@@ -162,7 +163,10 @@ def run(args: argparse.Namespace) -> int:
     catalog = Catalog()
     record = resolve(catalog, args.model)
     options = BackendOptions(
-        n_ctx=args.ctx, n_parallel=1, **speculation.backend_options(args, catalog)
+        n_ctx=args.ctx,
+        n_parallel=1,
+        extra=torch_speed.backend_extra(args),
+        **speculation.backend_options(args, catalog),
     )
     interactive = args.prompt is None
     # A one-shot answer forks its engine (still a child: a native crash ends it, not us);

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from . import speculation
+from . import speculation, torch_speed
 
 HELP = "Serve the library over an OpenAI-compatible HTTP API (loopback only by default)."
 KEY_ENV = "FIRESIDE_API_KEY"
@@ -54,6 +54,7 @@ def register(sub: Any) -> None:
         "streamed answer, before it is stopped (default: a minute)",
     )
     speculation.add_arguments(p)
+    torch_speed.add_arguments(p)
     p.add_argument("--verbose", "-v", action="store_true", help="log every request")
     p.set_defaults(handler=run)
 
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             n_ctx=args.ctx,
             n_threads=args.threads,
             n_parallel=args.parallel,
+            extra=torch_speed.backend_extra(args),
             **speculation.backend_options(args),
         ),
     )

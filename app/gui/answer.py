@@ -99,7 +99,11 @@ class Answer(QObject):
             self.notices.append(chunk.notice)
             if self.widget is not None:
                 self.widget.show_notice("; ".join(self.notices))
+        if chunk.reasoning and self.widget is not None:
+            self.widget.thought.append(chunk.reasoning)
         if chunk.text:
+            if self.widget is not None:
+                self.widget.thought.done()
             self._pending.append(chunk.text)
             self.parts.append(chunk.text)
             if not self._timer.isActive():
@@ -163,6 +167,7 @@ class Answer(QObject):
         timings = chunk.timings if chunk is not None else None
         if self.widget is not None:
             self.widget.body.end_stream(text)
+            self.widget.thought.done()
         if text.strip():
             final = {
                 "finish_reason": self.reason,

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from .markdown import BlockSplitter, MarkdownRenderer
+from .thought import ThoughtPanel
 
 SOFT_BLOCK_CHARS = 300
 
@@ -220,6 +221,8 @@ class MessageWidget(QFrame):
 
         self.body = MessageBody(renderer, self)
         layout.addWidget(self.body)
+        self.thought = ThoughtPanel(self)  # a reasoning model's thinking, collapsed
+        layout.addWidget(self.thought)
 
         self.notice = QLabel()
         self.notice.setObjectName("messageNotice")

@@ -5,7 +5,8 @@ The real SmolLM2 checkpoint is converted to Q8_0 by our own converter (tests/ope
 and that one file runs through both Fireside backends with the same threads, context and
 greedy settings. Each round's prompt begins with its own number, so neither engine can reuse
 a cached prefix, and rounds alternate which engine goes first so machine noise hits both
-alike. The result is the median over rounds of (OpenVINO TTFT) / (llama.cpp TTFT).
+alike. The result is the median over rounds of (OpenVINO TTFT) / (llama.cpp TTFT). A second
+test measures which GGUF types OpenVINO reads faithfully (the accepted types' evidence).
 Run: .venv/bin/python -m pytest tests/perf -m perf -s -k openvino_bench (threads: 2, or
 FIRESIDE_BENCH_THREADS=N)
 """

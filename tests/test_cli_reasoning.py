@@ -46,3 +46,16 @@ def test_thinking_is_hidden_shown_on_request_or_turned_off(thinker):
     assert "[thought " not in shown_err
     plain, plain_err = chat(home, model, "--no-think")
     assert plain.strip() and "[thought " not in plain_err
+
+
+def test_models_show_says_whether_a_model_thinks(thinker):
+    home, model = thinker
+    env = dict(os.environ, FIRESIDE_HOME=str(home))
+    for ident, expected in ((model, "thinking: yes (<think> blocks; can be turned off: "
+                             "enable_thinking)"), ("smollm2-135m", "thinking: no")):  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-m", "app", "models", "show", ident],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert expected in out.stdout

@@ -211,10 +211,13 @@ def run_show(args: argparse.Namespace) -> int:
     record = Catalog().get(args.id)
     details = model_details(record) if record.format != "remote" else {}
     if record.format != "remote":
+        from runtime.reasoning import describe_support as thinking_support
+        from runtime.reasoning import thinks
         from runtime.tools import describe_support, tool_format
 
         template = details.get("chat_template")
         details["tools"] = tool_format(template)  # hermes, llama3, mistral, other or None
+        details["thinking"] = thinks(template)  # a reasoning model's template (<think>)
     if args.json:
         print(json.dumps({**record.to_dict(), **details}, indent=2, default=str))
         return 0
@@ -222,6 +225,7 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"engine: {engine_sentence(record)}")
     if record.format != "remote":
         print(f"tools: {describe_support(template)}")
+        print(f"thinking: {thinking_support(template)}")
     if details.get("files"):
         print("\nfiles:")
         for f in details["files"]:

@@ -70,6 +70,8 @@ def test_bench_on_the_bundled_model_end_to_end(env: dict[str, str]) -> None:
     assert "the only engine measured" in doctor.stdout
     shown = run(env, "models", "show", "smollm2-135m")
     assert "engine: llama.cpp on cpu: measured here by fireside bench" in shown.stdout
+    shown = json.loads(run(env, "models", "show", "smollm2-135m", "--json").stdout)
+    assert shown["engine"].startswith("llama.cpp on cpu: measured here by fireside bench")
 
     table = run(env, "bench", "--rounds", "1", "--tokens", "4", "--parallel", "1",
                 "--long", "200", "--no-save")  # fmt: skip

@@ -219,6 +219,7 @@ def run_show(args: argparse.Namespace) -> int:
         details["tools"] = tool_format(template)  # hermes, llama3, mistral, other or None
         details["thinking"] = thinks(template)  # a reasoning model's template (<think>)
     if args.json:
+        details["engine"] = engine_sentence(record)
         print(json.dumps({**record.to_dict(), **details}, indent=2, default=str))
         return 0
     _print_record(record)

@@ -43,8 +43,8 @@ def register(sub: Any) -> None:
 class QualityLookup:
     """KL / top-1 of each benched model file against the source (once per file)."""
 
-    def __init__(self, source: Any) -> None:
-        self.source = source
+    def __init__(self, source: Any, cancel: Any = None) -> None:
+        self.source, self.cancel = source, cancel
         self.seen: dict[str, tuple[float | None, float | None, str | None]] = {}
 
     def __call__(self, cand: Any) -> tuple[float | None, float | None, str | None]:
@@ -71,7 +71,7 @@ class QualityLookup:
                 from quant.onnx import measure_onnx as measure
             else:
                 from quant.quality import measure
-            report = measure(self.source.path, record.path, kind)
+            report = measure(self.source.path, record.path, kind, cancel=self.cancel)
         except Exception as exc:  # the speed figures stand; only the comparison is missing
             return None, None, f"not measured: {describe(exc)}"
         return report.kl, report.top1, "measured now"
@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     settings = BenchSettings(args.rounds, args.tokens, args.parallel, args.threads,
                              long_tokens=args.long, engines=engines)  # fmt: skip
     bench = Bench(settings, threading.Event())
-    quality = None if args.no_quality else QualityLookup(find_source(record, library))
+    source = find_source(record, library)
+    quality = None if args.no_quality else QualityLookup(source, bench.cancel)
     bar = ProgressBar(f"bench {record.id}")
     previous = signal.signal(signal.SIGINT, lambda *_: bench.stop())
     try:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidModelFile
-from .file_hashes import file_hashes, sha256_file, verify_hashes  # noqa: F401 (their old home)
 from .records import ModelRecord, slugify
 
 GENAI_CONFIG = "genai_config.json"

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from models.errors import Cancelled, InvalidModelFile
+from models.file_hashes import file_hashes
 from models.hf import HFCheckpoint, read_hf_folder, require_architecture
-from models.onnx_folder import OnnxFolder, file_hashes, read_onnx_folder
+from models.onnx_folder import OnnxFolder, read_onnx_folder
 from models.records import ModelRecord
 from models.space import require_space
 from models.work import Progress

@@ -11,7 +11,6 @@ process left behind is found by :func:`partials_beside`).
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import tempfile
@@ -20,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.atomic import PARTIAL_SUFFIX, fsync_dir
+from models.errors import is_disk_full
 
-from .errors import ConversionError
-
-FULL_DISK = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+from .errors import CONVERT_ADVICE, ConversionError, NotEnoughSpace
 
 
 @dataclass(frozen=True)
@@ -74,10 +72,9 @@ def staged_output(final: Path) -> Iterator[Stage]:
         os.replace(stage.out, final)
         fsync_dir(final.parent)
     except OSError as exc:
-        if exc.errno in FULL_DISK:
-            raise ConversionError(
-                f"the disk filled up while writing {final.name}; nothing was kept. "
-                f"Free some space or choose another output folder (-o)."
+        if is_disk_full(exc):
+            raise NotEnoughSpace(
+                f"the disk filled up while writing {final.name}; nothing was kept. {CONVERT_ADVICE}"
             ) from None
         raise ConversionError(f"could not write {final}: {exc.strerror or exc}") from None
     finally:

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_convert_into_library_registers_with_hashes_and_quality(hf_checkpoint, fresh_home):
+    from models.file_hashes import file_hashes
     from quant import convert_into_library
-    from models.onnx_folder import file_hashes
 
     catalog = Catalog()
     done = convert_into_library(hf_checkpoint, "onnx-int8", catalog=catalog)

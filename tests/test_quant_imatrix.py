@@ -270,10 +270,10 @@ def test_convert_with_imatrix_auto_and_a_file_through_the_cli(
     assert "Traceback" not in refused.stderr
     auto = fireside(
         fresh_home, "convert", str(tiny_moe), "--to", "gguf-q2_k", "--imatrix", "auto",
-        "-o", str(tmp_path / "auto.gguf"),
+        "-o", str(tmp_path / "auto.gguf"), "--no-report",
     )  # fmt: skip
     assert auto.returncode == 0, auto.stderr[-2000:]
-    assert "importance matrix" in auto.stderr and "quality:" in auto.stdout
+    assert "importance matrix" in auto.stderr and "added" in auto.stdout
     matrix_file = save_imatrix(moe_matrix[0], tmp_path / "tiny.imatrix")
     from_file = fireside(
         fresh_home, "convert", str(tiny_moe), "--to", "gguf-q2_k", "--imatrix",
@@ -288,7 +288,7 @@ def test_convert_with_imatrix_auto_and_a_file_through_the_cli(
     assert types[0] == types[1]
     listing = json.loads(fireside(fresh_home, "models", "list", "--json").stdout)
     record = next(r for r in listing if r["path"] == str((tmp_path / "auto.gguf").resolve()))
-    assert record["quantization"] == "Q2_K" and record["provenance"]["quality"]["kl"] >= 0
+    assert record["quantization"] == "Q2_K" and record["format"] == "gguf"
     bad = fireside(
         fresh_home, "convert", str(tiny_moe), "--to", "gguf-q4_k_m", "--imatrix",
         str(tmp_path / "auto.gguf"), "-o", str(tmp_path / "bad.gguf"),

@@ -113,3 +113,39 @@ def test_a_draft_that_is_not_a_model_is_refused(bundled_gguf, tmp_path):
 def test_an_unknown_speculation_mode_is_refused_in_words():
     with pytest.raises(InvalidParameters, match="'off' or 'ngram'"):
         BackendOptions(speculate="faster")
+
+
+def test_serve_with_ngram_reports_acceptance_in_the_timings(tmp_path):
+    from openai import OpenAI
+    from server_tools import start_server
+
+    served = start_server(tmp_path / "logs", "--speculate", "ngram", "--threads", "1")
+    try:
+        client = OpenAI(base_url=served.base_url, api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(
+            model="smollm2-135m", messages=MESSAGES, max_tokens=48, temperature=0
+        )
+    finally:
+        served.stop()
+    assert "def default_settings" in reply.choices[0].message.content
+    timings = (reply.model_extra or {})["timings"]
+    assert timings["draft_tokens"] > 0 and 0 < timings["accepted_tokens"] <= timings["draft_tokens"]
+    assert timings["acceptance"] == pytest.approx(
+        timings["accepted_tokens"] / timings["draft_tokens"], abs=1e-4
+    )
+
+
+def test_chat_with_a_draft_of_another_vocabulary_says_why(tmp_path):
+    import subprocess
+    import sys
+
+    draft = _tiny_gguf_with_vocab(tmp_path / "other.gguf", [f"t{i}" for i in range(300)])
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "chat", "--draft", str(draft), "Hi"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "must share the model's vocabulary" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "Error:" not in done.stderr

@@ -205,7 +205,7 @@ class TorchBackend(Backend):
         return self._info
 
     def unload(self) -> None:
-        self._model = self._tokenizer = self._cache = None
+        self._model = self._tokenizer = self._cache = self._fast = None
         self._cached = []
         self._info = None
         try:
@@ -240,6 +240,8 @@ class TorchBackend(Backend):
     @property
     def speed(self) -> dict[str, Any]:
         """The speed options in effect (static cache, compile) and the compile time spent."""
+        if self._fast is None:
+            raise ModelLoadError("no model is loaded")
         size = self._cache.layers[0].max_cache_len if self._fast.static and self._cache else None
         return {**self._fast.report(), "attention": self._attention, "cache_size": size}
 

@@ -149,3 +149,18 @@ def test_chat_with_a_draft_of_another_vocabulary_says_why(tmp_path):
     assert done.returncode != 0
     assert "must share the model's vocabulary" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "Error:" not in done.stderr
+
+
+def test_speculation_asked_of_an_engine_without_it_is_told():
+    import dataclasses
+
+    from app.commands import speculation
+    from runtime import ModelInfo
+
+    torch_info = ModelInfo("m", "torch", 2048, True)  # engines other than llama.cpp: "off"
+    assert speculation.unused(BackendOptions(speculate="ngram"), torch_info)
+    assert speculation.unused(BackendOptions(draft="/models/small.gguf"), torch_info)
+    assert not speculation.unused(BackendOptions(), torch_info)
+    llama_info = dataclasses.replace(torch_info, backend="llama.cpp", speculation="ngram")
+    assert not speculation.unused(BackendOptions(speculate="ngram"), llama_info)
+    assert "GGUF" in speculation.UNUSED and "Error" not in speculation.UNUSED

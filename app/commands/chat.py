@@ -185,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
                     f"your text rather than answer it]",
                     file=sys.stderr,
                 )
+            if speculation.unused(options, engine.info):
+                print(f"[{speculation.UNUSED}]", file=sys.stderr)
 
         load()
         history: list[dict[str, str]] = []

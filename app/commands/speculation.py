@@ -5,6 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+UNUSED = "speculative decoding runs on llama.cpp (GGUF models) only; this model answers without it"
+
+
+def unused(options: Any, info: Any) -> bool:
+    """Whether speculation was asked for but the engine that loaded the model has none."""
+    asked = options.draft or options.speculate not in (None, "off")
+    return bool(asked) and getattr(info, "speculation", "off") == "off"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(

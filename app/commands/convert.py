@@ -38,6 +38,13 @@ def register(sub: Any) -> None:
         help="MLX 4/8-bit only: weights per quantization group, 32, 64 (default) or 128",
     )
     p.add_argument(
+        "--imatrix",
+        metavar="auto|FILE",
+        help="GGUF K-quants: quantize guided by an importance matrix, measured from the source "
+        "(auto, about a minute for a small model) or read from a llama.cpp imatrix file; "
+        "gguf-q3_k_m, gguf-q2_k and gguf-iq4_xs need one",
+    )
+    p.add_argument(
         "--no-report",
         dest="report",
         action="store_false",
@@ -126,7 +133,15 @@ def run(args: argparse.Namespace) -> int:
         bars[-1](done, total)
 
     try:
-        options = Options(group_size=args.group_size, report=args.report)
+        imatrix = None
+        if args.imatrix:
+            from quant.imatrix import weights_for
+
+            bar = ProgressBar("importance matrix")
+            imatrix = weights_for(args.imatrix, folder, to=args.to, progress=bar, cancel=cancel)
+            bar.finish()
+            bars[0].start = time.monotonic()
+        options = Options(group_size=args.group_size, report=args.report, imatrix=imatrix)
         done = convert_into_library(
             folder, args.to, catalog=Catalog(), out=out, name=args.name, options=options,
             source_id=source_id, progress=bars[0], report_progress=report_progress, cancel=cancel,

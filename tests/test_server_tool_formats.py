@@ -141,3 +141,33 @@ def test_incremental_reading_gives_arguments_before_the_call_closes():
     cut = CallReader({"get_weather"}, "hermes", incremental=True)
     events = [*cut.feed('<tool_call>\n{"name": "get_weather", "arguments": {"ci'), *cut.finish()]
     assert cut.malformed and events[-1].arguments == '{"ci'  # cut off: said so
+
+
+@pytest.mark.slow
+def test_anthropic_and_responses_streams_carry_argument_deltas(served):
+    import anthropic
+
+    client, ids, _ = served
+    root = str(client.base_url).rstrip("/").removesuffix("/v1")
+    claude = anthropic.Anthropic(base_url=root, api_key="unused", max_retries=0)
+    tool = {"name": "get_weather", "description": "The weather", "input_schema": WEATHER}
+    with claude.messages.stream(
+        model=ids["mistral"], max_tokens=80, messages=ASK, tools=[tool],
+        tool_choice={"type": "tool", "name": "get_weather"}, extra_body={"temperature": 0},
+    ) as stream:  # fmt: skip
+        kinds = [e.delta.type for e in stream if e.type == "content_block_delta"]
+        final = stream.get_final_message()
+    assert kinds.count("input_json_delta") > 2 and final.stop_reason == "tool_use"
+    (use,) = [b for b in final.content if b.type == "tool_use"]
+    jsonschema.validate(use.input, WEATHER)
+    fn = {"type": "function", "name": "get_weather", "parameters": WEATHER}
+    with client.responses.stream(
+        model=ids["llama3"], input="What is the weather in Paris?", tools=[fn],
+        tool_choice={"type": "function", "name": "get_weather"}, temperature=0,
+        max_output_tokens=80,
+    ) as stream:  # fmt: skip
+        deltas = [e for e in stream if e.type == "response.function_call_arguments.delta"]
+        done = stream.get_final_response()
+    (call,) = [item for item in done.output if item.type == "function_call"]
+    assert len(deltas) > 2 and "".join(d.delta for d in deltas) == call.arguments
+    jsonschema.validate(json.loads(call.arguments), WEATHER)

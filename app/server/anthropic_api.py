@@ -56,16 +56,16 @@ async def _stream(feed: Any, first: Any, req: Any, watch: StopWatcher, ident: st
                     text_open = True
                 delta = {"type": "text_delta", "text": piece[1]}
                 yield _sse("content_block_delta", {"index": index, "delta": delta})
-            elif piece[0] == "tool":
+            elif piece[0] == "tool_start":
                 if text_open:
                     yield _sse("content_block_stop", {"index": index})
                     index, text_open = index + 1, False
-                block = tool_block(piece[1])
-                args = json.dumps(block["input"])
-                start = {**block, "input": {}}
+                start = tool_block(piece[1])
                 yield _sse("content_block_start", {"index": index, "content_block": start})
-                delta = {"type": "input_json_delta", "partial_json": args}
+            elif piece[0] == "tool_args":  # the arguments as the model writes them
+                delta = {"type": "input_json_delta", "partial_json": piece[1]}
                 yield _sse("content_block_delta", {"index": index, "delta": delta})
+            elif piece[0] == "tool":
                 yield _sse("content_block_stop", {"index": index})
                 index, used_tools = index + 1, True
             elif piece[0] == "error":
@@ -103,6 +103,8 @@ async def _collect(feed: Any, first: Any, req: Any, watch: StopWatcher, ident: s
                     content.append({"type": "text", "text": piece[1]})
             elif piece[0] == "tool":
                 content.append(tool_block(piece[1]))
+            elif piece[0] in ("tool_start", "tool_args"):
+                continue  # the whole call comes with "tool"
             elif piece[0] == "error":
                 return JSONResponse(error_body(piece[1], 500), status_code=500)
             else:

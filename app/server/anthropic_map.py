@@ -181,9 +181,11 @@ def stop_reason(finish: str | None, used_tools: bool, matched: str | None) -> st
 
 
 def tool_block(call: Any) -> dict[str, Any]:
+    """A call (or a call's start, whose input is still empty) as a tool_use block."""
     ident = call.id.removeprefix("call_")
     try:
-        args = json.loads(call.arguments) if call.arguments else {}
+        text = getattr(call, "arguments", "")
+        args = json.loads(text) if text else {}
     except ValueError:
         args = {}
     return {"type": "tool_use", "id": f"toolu_{ident}", "name": call.name, "input": args}

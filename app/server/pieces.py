@@ -45,16 +45,26 @@ class StopWatcher:
 async def pieces(
     feed: Any, first: Any, req: Any, watch: StopWatcher | None = None
 ) -> AsyncIterator[tuple]:
-    """The answer as ("thinking", str), ("text", str), ("tool", call), then ("end", finish, last chunk, notice);
+    """The answer as ("thinking", str), ("text", str), each call as ("tool_start", start),
+    ("tool_args", piece)... and ("tool", call) (runtime.tool_reader), then ("end", finish, last chunk, notice);
     or ("error", message) when the engine fails part way."""
     watch = watch or StopWatcher(())
     calls = reader_for(req)
 
     def whole(parts: list[Any]) -> list[tuple]:
-        from runtime.tools import ToolCall
+        from runtime.tools import ArgsPiece, CallStart
 
-        return [("text", p) if isinstance(p, str) else ("tool", p[1]) for p in parts
-                if p and (isinstance(p, str) or isinstance(p[1], ToolCall))]  # fmt: skip
+        out: list[tuple] = []
+        for p in parts:
+            if isinstance(p, str):
+                out.extend([("text", p)] if p else [])
+            elif isinstance(p[1], CallStart):
+                out.append(("tool_start", p[1]))
+            elif isinstance(p[1], ArgsPiece):
+                out.append(("tool_args", p[1].text))
+            else:
+                out.append(("tool", p[1]))
+        return out
 
     def split(text: str) -> list[tuple]:
         if not text:

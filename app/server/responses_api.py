@@ -138,8 +138,10 @@ def _thought(text: str, status: str = "completed") -> dict[str, Any]:
 
 
 def _call(call: Any) -> dict[str, Any]:
+    """A call (or a call's start, with no arguments yet) as a function_call item."""
     return {"type": "function_call", "id": f"fc_{secrets.token_hex(12)}", "call_id": call.id,
-            "name": call.name, "arguments": call.arguments, "status": "completed"}  # fmt: skip
+            "name": call.name, "arguments": getattr(call, "arguments", ""),
+            "status": "completed"}  # fmt: skip
 
 
 class _Answer:
@@ -175,6 +177,8 @@ async def _collect(feed: Any, first: Any, req: Any, answer: _Answer) -> Any:
             text.append(piece[1])
         elif piece[0] == "tool":
             calls.append(_call(piece[1]))
+        elif piece[0] in ("tool_start", "tool_args"):
+            continue  # the whole call comes with "tool"
         elif piece[0] == "error":
             raise BadRequest(piece[1], status=500)
         else:
@@ -253,16 +257,22 @@ async def _stream(feed: Any, first: Any, req: Any, answer: _Answer):
                 yield event("response.output_text.delta", item_id=message["id"],
                             output_index=output.index(message), content_index=0,
                             delta=piece[1], logprobs=[])  # fmt: skip
-            elif piece[0] == "tool":
+            elif piece[0] == "tool_start":
                 for done in close_text():
                     yield done
-                item = _call(piece[1])
+                call = _call(piece[1])
+                item = {**call, "arguments": "", "status": "in_progress"}
                 output.append(item)
-                at = len(output) - 1
-                yield event("response.output_item.added", output_index=at,
-                            item={**item, "arguments": "", "status": "in_progress"})  # fmt: skip
+                yield event("response.output_item.added", output_index=len(output) - 1,
+                            item=item)  # fmt: skip
+            elif piece[0] == "tool_args":  # the arguments as the model writes them
+                item = output[-1]
+                item["arguments"] += piece[1]
                 yield event("response.function_call_arguments.delta", item_id=item["id"],
-                            output_index=at, delta=item["arguments"])  # fmt: skip
+                            output_index=len(output) - 1, delta=piece[1])  # fmt: skip
+            elif piece[0] == "tool":
+                item, at = output[-1], len(output) - 1
+                item.update(arguments=piece[1].arguments, status="completed")
                 yield event("response.function_call_arguments.done", item_id=item["id"],
                             output_index=at, name=item["name"], arguments=item["arguments"])  # fmt: skip
                 yield event("response.output_item.done", output_index=at, item=item)

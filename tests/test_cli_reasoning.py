@@ -48,14 +48,14 @@ def test_thinking_is_hidden_shown_on_request_or_turned_off(thinker):
     assert plain.strip() and "[thought " not in plain_err
 
 
-def test_models_show_says_whether_a_model_thinks(thinker):
+def test_models_show_says_whether_a_model_thinks(thinker, capsys):
+    from test_server import fireside_home
+
+    from app.cli import main
+
     home, model = thinker
-    env = dict(os.environ, FIRESIDE_HOME=str(home))
     for ident, expected in ((model, "thinking: yes (<think> blocks; can be turned off: "
                              "enable_thinking)"), ("smollm2-135m", "thinking: no")):  # fmt: skip
-        out = subprocess.run(
-            [sys.executable, "-m", "app", "models", "show", ident],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert out.returncode == 0, out.stderr
-        assert expected in out.stdout
+        with fireside_home(home):
+            assert main(["models", "show", ident]) == 0
+        assert expected in capsys.readouterr().out

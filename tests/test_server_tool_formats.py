@@ -6,15 +6,12 @@ official openai client; and the call reader of each format fed in small pieces."
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import jsonschema
 import openai
 import pytest
 from chat_templates import LLAMA3_TEMPLATE, MISTRAL_TEMPLATE
-from server_tools import ROOT, start_server
+from server_tools import start_server
 from test_server_tools import ASK, TOOLS, WEATHER
 from tool_model import TOOL_TEMPLATE, home_with_tool_model
 
@@ -71,16 +68,16 @@ def test_each_format_gives_forced_calls_streamed_as_argument_deltas(served, fmt)
 
 
 @pytest.mark.slow
-def test_models_show_names_the_format(served):
+def test_models_show_names_the_format(served, capsys):
+    from test_server import fireside_home
+
+    from app.cli import main
+
     _, ids, home = served
-    env = dict(os.environ, FIRESIDE_HOME=str(home))
     for fmt, words in (("llama3", "Llama 3.x JSON"), ("mistral", "Mistral format")):
-        out = subprocess.run(
-            [sys.executable, "-m", "app", "models", "show", ids[fmt]],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert out.returncode == 0, out.stderr
-        assert f"tools: yes ({words}" in out.stdout
+        with fireside_home(home):
+            assert main(["models", "show", ids[fmt]]) == 0
+        assert f"tools: yes ({words}" in capsys.readouterr().out
 
 
 def _read(fmt, text, incremental=False, names=("get_weather", "get_time"), step=5):

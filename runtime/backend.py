@@ -208,6 +208,9 @@ class Backend(ABC):
         tools, (call_prefill, call_close), params = self.prepare_tools(messages, params)
         self.check_supported(params)
         template = self.template_vars.get("chat_template")
+        if params.json_schema is not None and reasoning.thinks(template):
+            # JSON held to a schema (a forced call too) is the whole answer: no thought first
+            params = params.replace(thinking=False)
         thinks = reasoning.thinks(template) and params.thinking is not False
         prefill = call_prefill
         off = params.thinking is False and reasoning.thinks(template)

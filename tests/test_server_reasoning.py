@@ -161,3 +161,31 @@ def test_the_splitter_reads_a_thought_fed_in_pieces():
     assert splitter.feed("Hello <think>") == ("", "Hello <think>")  # not at the start: text
     cut = ThoughtSplitter()
     assert cut.feed("<think>never closed") == ("never closed", "")
+
+
+def test_json_from_a_thinking_model_is_the_answer_not_a_thought(tmp_path, bundled_gguf):
+    """An R1-style template opens <think> in the prompt; an answer held to a JSON schema
+    must still come back as the answer (the thought is skipped with an empty one)."""
+    import json
+
+    from chat_templates import OPENED_THINK_TEMPLATE
+    from tool_model import copy_with_tool_template
+
+    from models import describe
+    from runtime import GREEDY, BackendOptions
+    from runtime.llamacpp import LlamaCppBackend
+
+    model = copy_with_tool_template(bundled_gguf, tmp_path / "r1.gguf", OPENED_THINK_TEMPLATE)
+    backend = LlamaCppBackend(describe(model), BackendOptions(n_ctx=512, n_threads=1))
+    backend.load()
+    try:
+        schema = {"type": "object", "properties": {"answer": {"type": "integer"}},
+                  "required": ["answer"], "additionalProperties": False}  # fmt: skip
+        params = GREEDY.replace(max_tokens=30, json_schema=json.dumps(schema))
+        chunks = list(backend.stream(ASK, params))
+        assert not "".join(c.reasoning for c in chunks)
+        assert json.loads("".join(c.text for c in chunks))["answer"] is not None
+        thought = list(backend.stream(ASK, GREEDY.replace(max_tokens=8)))
+        assert "".join(c.reasoning for c in thought) and not "".join(c.text for c in thought)
+    finally:
+        backend.unload()

@@ -108,6 +108,8 @@ def test_bad_settings_are_refused_in_words(env: dict[str, str]) -> None:
     assert out.returncode == 1 and "--rounds must be at least 1" in out.stderr
     out = run(env, "bench", "no-such-model")
     assert out.returncode == 1 and "no model called 'no-such-model'" in out.stderr
+    out = run(env, "bench", "--engines", "vulkan")
+    assert out.returncode == 1 and "unknown engine 'vulkan'; known:" in out.stderr
     out = run(env, "bench", "--engines", "onnx")
     assert out.returncode == 1 and "no engine here can run" in out.stderr
     assert "Traceback" not in out.stderr

@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from models.benchmarks import BenchStore
     from models.errors import Cancelled, FiresideError
     from runtime.bench import Bench, BenchSettings, find_source
+    from runtime.dispatch import BACKENDS, normalize_name
 
     for name in ("rounds", "tokens", "parallel", "long"):
         if getattr(args, name) < 1:
@@ -136,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
     catalog = Catalog()
     record = resolve(catalog, args.model)
     library = catalog.list()
-    engines = tuple(e for e in (args.engines or "").split(",") if e.strip())
+    engines = tuple(normalize_name(e) for e in (args.engines or "").split(",") if e.strip())
+    if unknown := [e for e in engines if e not in BACKENDS]:
+        raise FiresideError(f"unknown engine {unknown[0]!r}; known: {', '.join(sorted(BACKENDS))}")
     settings = BenchSettings(args.rounds, args.tokens, args.parallel, args.threads,
                              long_tokens=args.long, engines=engines)  # fmt: skip
     bench = Bench(settings, threading.Event())

@@ -143,6 +143,10 @@ def test_responses_api_gives_a_reasoning_item(oai):
     assert "response.reasoning_text.delta" in kinds_seen
     assert final.output[0].content[0].text == reply.output[0].content[0].text
     assert final.output_text == reply.output_text
+    short = dict(model=model, input="What is two plus two?", temperature=0, max_output_tokens=4)
+    on = client.responses.create(**short).usage.input_tokens
+    off = client.responses.create(**short, reasoning={"effort": "none"}).usage.input_tokens
+    assert off > on + 3  # the template's empty thought is in the prompt
 
 
 def test_the_splitter_reads_a_thought_fed_in_pieces():

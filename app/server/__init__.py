@@ -22,9 +22,10 @@ address and a ready-to-paste snippet).
 The package, one thing a module: ``config`` (settings), ``guards`` (Host, Origin, key, body
 limits), ``context`` (what every endpoint shares), ``feed`` (answers to the event loop),
 ``openai_request`` / ``openai_response`` / ``openai_api`` (the OpenAI shape),
-``structured`` and ``tools`` (response_format/grammar and tool calls), ``embeddings``,
+``structured``, ``tools`` and ``reasoning`` (response_format/grammar, tool calls, the
+thinking switch of each shape), ``embeddings``,
 ``anthropic_map`` / ``anthropic_api`` (the Anthropic shape), ``responses_api``, ``pieces``
-(an answer as text and call pieces, for the shapes other than OpenAI chat), ``app`` (the ASGI
+(an answer as thought, text and call pieces, for the shapes other than OpenAI chat), ``app`` (the ASGI
 assembly) and ``local`` (the handle). A new API shape is one module with ``register(api,
 ctx)`` listed in ``app.API_SHAPES``.
 """

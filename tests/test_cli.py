@@ -132,3 +132,24 @@ def test_data_directory_follows_fireside_home(tmp_path):
     )
     assert proc.returncode == 0
     assert (tmp_path / "elsewhere" / "fireside.db").exists()
+
+
+def test_chat_sampling_defaults_are_the_runtimes_and_its_help_says_them():
+    """`fireside chat` leaves unset sampling options to GenerationParams (their one owner);
+    the help's "default N" must say the same numbers, or a user is told the wrong ones."""
+    import argparse
+
+    from app.cli import build_parser
+    from runtime import GenerationParams
+
+    chat = next(
+        action.choices["chat"]
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    said = {a.dest: a.help for a in chat._actions if a.help and a.help.startswith("default ")}
+    assert set(said) == {"temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens"}
+    defaults = GenerationParams()
+    for dest, text in said.items():
+        assert text == f"default {getattr(defaults, dest)}", (dest, text)
+        assert chat.parse_args(["hi"]).__dict__[dest] is None

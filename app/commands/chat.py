@@ -18,12 +18,13 @@ def register(sub: Any) -> None:
     p.add_argument("prompt", nargs="?", help="answer this and exit (omit for an interactive chat)")
     p.add_argument("--model", "-m", metavar="ID|PATH", help="a library id or a model file/folder")
     p.add_argument("--system", metavar="TEXT", help="a system prompt")
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--top-k", type=int, default=40)
-    p.add_argument("--min-p", type=float, default=0.05)
-    p.add_argument("--repeat-penalty", type=float, default=1.1)
-    p.add_argument("--max-tokens", type=int, default=512)
+    # Sampling: unset means runtime.GenerationParams' own default (the one owner of them).
+    p.add_argument("--temperature", type=float, help="default 0.7")
+    p.add_argument("--top-p", type=float, help="default 0.95")
+    p.add_argument("--top-k", type=int, help="default 40")
+    p.add_argument("--min-p", type=float, help="default 0.05")
+    p.add_argument("--repeat-penalty", type=float, help="default 1.1")
+    p.add_argument("--max-tokens", type=int, help="default 512")
     p.add_argument("--seed", type=int)
     p.add_argument(
         "--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)"
@@ -148,13 +149,9 @@ def run(args: argparse.Namespace) -> int:
     from models import Catalog, resolve
     from runtime import BackendOptions, Engine, GenerationParams
 
+    sampling = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens")
     params = GenerationParams(
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        min_p=args.min_p,
-        repeat_penalty=args.repeat_penalty,
-        max_tokens=args.max_tokens,
+        **{name: getattr(args, name) for name in sampling if getattr(args, name) is not None},
         seed=args.seed,
         stop=tuple(args.stop),
         **_structured(args),

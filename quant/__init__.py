@@ -13,27 +13,51 @@ llama.cpp's mixes (``quant.kquant_rules``).
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.work import Progress
 
 from .errors import ConversionError, NotEnoughSpace
-from .pipeline import (
-    Converted,
-    Options,
-    check,
-    convert_into_library,
-    expected_size,
-    library_output,
-    measure,
-    remove_partials,
-    write,
-)
-from .targets import TARGETS, Target, target
-from .types import CONVERTER_VERSION, OUTPUT_TYPES, OutputType, output_type
+
+if TYPE_CHECKING:  # the names below load on first use: importing quant stays cheap
+    from .pipeline import (
+        Converted,
+        Options,
+        check,
+        convert_into_library,
+        expected_size,
+        library_output,
+        measure,
+        remove_partials,
+        write,
+    )
+    from .targets import TARGETS, Target, target
+    from .types import CONVERTER_VERSION, OUTPUT_TYPES, OutputType, output_type
+
+_LAZY = {
+    **dict.fromkeys(
+        ("Converted", "Options", "check", "convert_into_library", "expected_size",
+         "library_output", "measure", "remove_partials", "write"),
+        ".pipeline",
+    ),
+    **dict.fromkeys(("TARGETS", "Target", "target"), ".targets"),
+    **dict.fromkeys(("CONVERTER_VERSION", "OUTPUT_TYPES", "OutputType", "output_type"), ".types"),
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """The face's names, imported when first asked for (numpy, gguf and the converters'
+    modules load then, not when a light caller such as ``quant.needs`` is imported)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CONVERTER_VERSION",

@@ -4,26 +4,16 @@ choices all read it; what each family needs installed is said here too."""
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConversionError
 from .mlx import MLX_TYPES
+from .needs import NEEDS, missing, unavailable
 from .onnx import ONNX_TYPES
 from .types import OUTPUT_TYPES
 
-FAMILIES = ("gguf", "mlx", "onnx")
-# What each family imports in its converter, and the extra that installs it.
-NEEDS: dict[str, tuple[tuple[str, ...], str, str]] = {
-    "gguf": ((), "", ""),
-    "mlx": (("mlx", "mlx_lm"), "fireside[mlx]", "MLX conversion"),
-    "onnx": (
-        ("onnxruntime_genai", "onnx_ir", "torch", "transformers"),
-        "fireside[onnx,torch]",
-        "ONNX conversion",
-    ),
-}
+FAMILIES = tuple(NEEDS)
 
 # OpenVINO IR export is left out: its exporter (optimum-intel) pins transformers < 5.6 and
 # huggingface-hub < 1.22 and pulls torchvision, which breaks our CPU torch pin. OpenVINO GenAI
@@ -59,17 +49,12 @@ class Target:
 
     def missing(self) -> list[str]:
         """The modules its converter needs that are not installed."""
-        return [m for m in NEEDS[self.family][0] if importlib.util.find_spec(m) is None]
+        return missing(self.family)
 
     def unavailable(self) -> str | None:
         """Why this machine cannot make it, in plain words with the install command; None
         when it can."""
-        missing = self.missing()
-        if not missing:
-            return None
-        _, extra, what = NEEDS[self.family]
-        which = "which is" if len(missing) == 1 else "which are"
-        return f"{what} needs {', '.join(missing)}, {which} not installed: pip install '{extra}'"
+        return unavailable(self.name)
 
 
 def _table() -> dict[str, Target]:

@@ -78,9 +78,9 @@ def apple_silicon() -> bool:
 def unavailable(to: str) -> str | None:
     """Why this machine cannot make ``to`` (its converter is not installed), with the
     install command; None when it can."""
-    from quant import target
+    from quant.needs import unavailable as why_not  # cheap: the window asks while it starts
 
-    return target(to).unavailable()
+    return why_not(to)
 
 
 def mlx_available() -> bool:

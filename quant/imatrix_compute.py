@@ -123,6 +123,8 @@ def compute_imatrix(
     sums: dict[str, Any] = {}
     counts: dict[str, Any] = {}
     linear = torch.nn.functional.linear
+    # input-major experts (gpt-oss: x @ W[e], W[e] of shape (in, out)) multiply instead
+    matmuls = (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__)
 
     def record(target: _Target, expert: int, x: Any) -> None:
         rows = x.reshape(-1, x.shape[-1]).float()
@@ -148,6 +150,12 @@ def compute_imatrix(
                     if base is not None:
                         record(base, (w.data_ptr() - w._base.data_ptr()) // base.stride, x)
                 check_cancel()
+            elif func in matmuls and len(args) == 2:
+                x, w = args
+                if getattr(w, "_base", None) is not None and w.ndim == 2:
+                    base = stacked.get(w._base.data_ptr())
+                    if base is not None and x.shape[-1] == w.shape[0]:
+                        record(base, (w.data_ptr() - w._base.data_ptr()) // base.stride, x)
             return func(*args, **kwargs)
 
     # The output projection's input is the body's last hidden state: run the body alone and

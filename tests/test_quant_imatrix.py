@@ -70,6 +70,21 @@ def test_a_computed_matrix_covers_every_quantized_tensor(tiny_moe: Path, moe_mat
     assert done == sorted(done) and steps[0][0] == 0 and steps[-1][0] == steps[-1][1]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["GptOssForCausalLM", "MixtralForCausalLM"])
+def test_every_expert_layout_is_covered(arch: str, hf_checkpoint: Path, tmp_path: Path) -> None:
+    # gpt-oss multiplies by input-major expert slices (x @ W[e]); Mixtral's checkpoint names
+    # its experts w1/w3/w2: each expert tensor still gets its rows, one per expert
+    folder = build_tiny(arch, tmp_path / "src", hf_checkpoint)
+    matrix = compute_imatrix(folder)
+    tokens = matrix.counts["blk.0.attn_q.weight"][0]
+    for p in [p for p in quantized_plan(folder) if p.name != "token_embd.weight"]:
+        experts = p.shape[0] if len(p.shape) == 3 else 1
+        assert matrix.weights()[p.name].shape == (experts * p.shape[-1],), p.name
+        if experts > 1:
+            assert matrix.counts[p.name].sum() == 2 * tokens, p.name
+
+
 def test_the_sums_follow_llama_cpps_definition(tiny_moe: Path, moe_matrix) -> None:
     """Recomputed by other means: module hooks on one attention projection and on the
     second layer's experts (their input and the router's choice), the experts' own math."""

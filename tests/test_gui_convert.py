@@ -278,3 +278,29 @@ def test_choosing_a_source_imports_no_torch(hf_checkpoint) -> None:
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_building_the_page_loads_no_converter(fresh_home) -> None:
+    """The window builds this page while it starts: which types this machine can make is
+    asked of quant.needs, without numpy, gguf or a converter's module."""
+    script = (
+        "import sys\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from app.gui.context import AppContext\n"
+        "from app.gui.convert import ConvertController\n"
+        "from app.gui.convert_page import ConvertPage\n"
+        "from app.history import History\n"
+        "from app.settings import Settings\n"
+        "ctx = AppContext(settings=Settings(), history=History(), host=None)\n"
+        "page = ConvertPage(ctx, ConvertController(ctx))\n"
+        "assert page.target_box.count() == 12, page.target_box.count()\n"
+        "loaded = ('numpy', 'gguf', 'quant.targets', 'quant.mlx', 'quant.onnx', 'quant.to_gguf')\n"
+        "loaded = [m for m in loaded if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", FIRESIDE_HOME=str(fresh_home))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]

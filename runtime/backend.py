@@ -15,7 +15,6 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from models.fit import MAX_DEFAULT_CONTEXT as DEFAULT_MAX_CTX  # noqa: F401  (torch_backend)
 from models.records import ModelRecord
 
 from .errors import ContextOverflow, InvalidParameters, ModelLoadError

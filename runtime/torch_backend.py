@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import FiresideError
+from models.fit import load_context
 from models.hf import read_hf_folder
 
 from . import hf_tokens
-from .backend import DEFAULT_MAX_CTX, Backend
+from .backend import Backend
 from .errors import BackendUnavailable, ModelLoadError
 from .params import GenerationParams
 from .torch_fast import FastPath, speed_from
@@ -183,8 +184,7 @@ class TorchBackend(Backend):
         forward_args = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         text_config = model.config.get_text_config()
-        max_pos = getattr(text_config, "max_position_embeddings", None) or 2048
-        n_ctx = opts.n_ctx or min(max_pos, DEFAULT_MAX_CTX)
+        n_ctx = load_context(opts.n_ctx, getattr(text_config, "max_position_embeddings", None))
         self._fast = FastPath(model, speed, device, n_ctx, self._cache_arg)
         if progress:
             progress(2, 3)

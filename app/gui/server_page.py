@@ -135,6 +135,8 @@ class ServerPage(QWidget):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow(self.save_button, self.message)
         layout.addWidget(box)
+        layout.addStretch(1)  # takes the room the hidden snippet leaves (not while serving)
+        self._layout = layout
 
         ctx.catalog_ready.connect(lambda _c: self.fill_drafts())
         ctx.library_changed.connect(lambda _id: self.fill_drafts())
@@ -229,6 +231,7 @@ class ServerPage(QWidget):
             self.state.setText("Not serving.")
         for w in (self.address, self.copy_address_button, self.snippet, self.copy_button):
             w.setVisible(serving)
+        self._layout.setStretch(self._layout.count() - 1, 0 if serving else 1)
         if serving:
             model_id = self.session.ready_id or (
                 self.session.selected.id if self.session.selected else None

@@ -55,8 +55,8 @@ def tool_format(template: str | None) -> str | None:
         return None
     if HERMES_OPEN in template:
         return HERMES
-    if MISTRAL_OPEN in template:
-        return MISTRAL
+    if MISTRAL_OPEN in template:  # v3 JSON list; the newer name[ARGS]{...} is not read yet
+        return "other" if "[ARGS]" in template else MISTRAL
     if "<|start_header_id|>" in template:
         return LLAMA3
     return "other"

@@ -168,3 +168,13 @@ def test_anthropic_and_responses_streams_carry_argument_deltas(served):
     (call,) = [item for item in done.output if item.type == "function_call"]
     assert len(deltas) > 2 and "".join(d.delta for d in deltas) == call.arguments
     jsonschema.validate(json.loads(call.arguments), WEATHER)
+
+
+def test_each_template_is_told_apart_by_its_markers():
+    from runtime.tools import describe_support, tool_format
+
+    assert [tool_format(t) for t in TEMPLATES.values()] == list(TEMPLATES)
+    newer_mistral = MISTRAL_TEMPLATE.replace("[TOOL_CALLS][", "[TOOL_CALLS]{{ name }}[ARGS][")
+    assert tool_format(newer_mistral) == "other"  # refused by name, never misread
+    assert "does not read yet" in describe_support(newer_mistral)
+    assert tool_format("{{ messages }}") is None

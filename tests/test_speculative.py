@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def _answer(bundled_gguf, max_tokens=60, **options):
     b = LlamaCppBackend(
-        describe(bundled_gguf), BackendOptions(n_ctx=1024, n_threads=2, n_parallel=1, **options)
+        describe(bundled_gguf), BackendOptions(n_ctx=1024, n_threads=1, n_parallel=1, **options)
     )
     info = b.load()
     try:
@@ -49,7 +49,7 @@ def test_without_speculation_nothing_is_proposed(bundled_gguf):
 
 
 def test_the_model_as_its_own_draft_is_accepted_almost_always(bundled_gguf):
-    info, text, last = _answer(bundled_gguf, max_tokens=40, draft=str(bundled_gguf))
+    info, text, last = _answer(bundled_gguf, max_tokens=24, draft=str(bundled_gguf))
     assert info.speculation == "draft"
     assert "def default_settings" in text
     t = last.timings

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UnsupportedModel
-from .records import ModelRecord
+from .records import FORMAT_ENGINES, ModelRecord
 
 MB = 1_000_000
 # What the engine process adds before any model: libraries and their allocator state.
@@ -297,16 +297,15 @@ def available_memory(engine: str = "llama.cpp") -> Memory:
 
 
 # -- the estimate -----------------------------------------------------------------------------------
+ESTIMATED_ENGINES = ("llama.cpp", "mlx", "torch", "onnx")  # the engines the estimate knows
+
+
 def _engine_for(fmt: str) -> str:
-    if fmt in ("gguf", "gguf-split"):
-        return "llama.cpp"
-    if fmt == "mlx":
-        return "mlx"
-    if fmt in ("hf-safetensors", "hf-pytorch"):
-        return "torch"
-    if fmt == "onnx":
-        return "onnx"
-    raise UnsupportedModel(f"no memory estimate for {fmt} models")
+    """The engine a format loads on by default (models.records.FORMAT_ENGINES' first)."""
+    engine = (FORMAT_ENGINES.get(fmt) or ("",))[0]
+    if engine not in ESTIMATED_ENGINES:
+        raise UnsupportedModel(f"no memory estimate for {fmt} models")
+    return engine
 
 
 def _shape_and_weights(record: ModelRecord) -> tuple[Architecture, int, int | None]:

@@ -9,9 +9,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-FORMATS = (
-    "gguf", "gguf-split", "mlx", "hf-safetensors", "hf-pytorch", "onnx", "openvino", "remote"
-)  # fmt: skip
+# model format -> the engines that can run it, best first (runtime.dispatch chooses among them)
+FORMAT_ENGINES: dict[str, tuple[str, ...]] = {
+    "gguf": ("llama.cpp", "openvino"),
+    "gguf-split": ("llama.cpp",),
+    "mlx": ("mlx",),
+    "hf-safetensors": ("torch",),
+    "hf-pytorch": ("torch",),
+    "onnx": ("onnx",),
+    "openvino": ("openvino",),
+    "remote": ("remote",),
+}
+FORMATS = tuple(FORMAT_ENGINES)
 HF_FORMATS = ("hf-safetensors", "hf-pytorch")  # Hugging Face / PyTorch: what converts
 SOURCES = ("bundled", "imported", "downloaded", "converted", "discovered", "remote")
 

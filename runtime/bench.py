@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import Cancelled, FiresideError, describe
-from models.records import HF_FORMATS, ModelRecord, now_iso
+from models.records import FORMAT_ENGINES, HF_FORMATS, ModelRecord, now_iso
 from models.work import Progress
 
 from .backend import BackendOptions
 from .bench_result import BenchResult, EngineRow, Round, recommend
 from .dispatch import (
-    FORMAT_BACKENDS,
     cannot_run,
     install_hint,
     installed,
@@ -141,7 +140,7 @@ def candidates(
     runs: list[Candidate] = []
     skipped: list[tuple[str, str]] = []
     for member, role in family(record, library):
-        for engine in FORMAT_BACKENDS.get(member.format, ()):
+        for engine in FORMAT_ENGINES.get(member.format, ()):
             what = f"{engine} · {member.id}"
             if wanted and engine not in wanted:
                 continue

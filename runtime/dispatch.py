@@ -17,7 +17,7 @@ import platform
 from dataclasses import dataclass
 
 from models.errors import FiresideError
-from models.records import ModelRecord
+from models.records import FORMAT_ENGINES, ModelRecord
 
 from .backend import Backend, BackendOptions
 from .errors import BackendUnavailable
@@ -63,17 +63,6 @@ BACKENDS: dict[str, BackendSpec] = {
     "remote": BackendSpec(
         "runtime.remote", "RemoteBackend", ("httpx",), "fireside", "OpenAI-compatible servers"
     ),
-}
-# model format -> backends that can run it, best first
-FORMAT_BACKENDS: dict[str, tuple[str, ...]] = {
-    "gguf": ("llama.cpp", "openvino"),
-    "gguf-split": ("llama.cpp",),
-    "mlx": ("mlx",),
-    "hf-safetensors": ("torch",),
-    "hf-pytorch": ("torch",),
-    "onnx": ("onnx",),
-    "openvino": ("openvino",),
-    "remote": ("remote",),
 }
 ALIASES = {
     "pytorch": "torch",
@@ -133,7 +122,7 @@ def engines_for(record: ModelRecord) -> list[str]:
     runs them all."""
     return [
         name
-        for name in FORMAT_BACKENDS.get(record.format, ())
+        for name in FORMAT_ENGINES.get(record.format, ())
         if installed(name) and cannot_run(name, record) is None
     ]
 
@@ -164,7 +153,7 @@ def decide(record: ModelRecord, override: str | None = None) -> tuple[str, str]:
                 f"{exc} (the engine is this model's setting; fireside models set {record.id} "
                 f"--engine auto lets Fireside choose)"
             ) from None
-    candidates = FORMAT_BACKENDS.get(record.format, ())
+    candidates = FORMAT_ENGINES.get(record.format, ())
     refusals = {c: why for c in candidates if (why := cannot_run(c, record))}
     usable = [
         c for c in candidates if on_request_only(c) is None and installed(c) and c not in refusals
@@ -182,7 +171,7 @@ def decide(record: ModelRecord, override: str | None = None) -> tuple[str, str]:
 
 
 def _choose(record: ModelRecord, override: str | None) -> str:
-    candidates = FORMAT_BACKENDS.get(record.format, ())
+    candidates = FORMAT_ENGINES.get(record.format, ())
     if override:
         override = normalize_name(override)
         if override not in BACKENDS:

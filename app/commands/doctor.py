@@ -88,7 +88,8 @@ def backend_report() -> list[dict[str, Any]]:
 
 def model_report() -> list[dict[str, Any]]:
     from models import Catalog
-    from runtime.dispatch import FORMAT_BACKENDS, on_request_only, plan
+    from models.records import FORMAT_ENGINES
+    from runtime.dispatch import on_request_only, plan
 
     rows = []
     for record in Catalog().list():
@@ -96,7 +97,7 @@ def model_report() -> list[dict[str, Any]]:
         row = {"id": record.id, "name": record.name, "format": record.format}
         if choice.backend is None:
             asked = next(
-                (b for b in FORMAT_BACKENDS.get(record.format, ()) if on_request_only(b)), None
+                (b for b in FORMAT_ENGINES.get(record.format, ()) if on_request_only(b)), None
             )
             if asked:
                 forced = plan(record, asked)

@@ -67,10 +67,8 @@ class QualityLookup:
         if not kind and record.format.startswith("gguf") and record.quantization:
             kind = f"gguf-{record.quantization.lower()}"  # quant's name for the GGUF type
         try:
-            if record.format == "onnx":
-                from quant.onnx import measure_onnx as measure
-            else:
-                from quant.quality import measure
+            from quant import measure  # the face: weights read back, or ONNX Runtime's run
+
             report = measure(self.source.path, record.path, kind, cancel=self.cancel)
         except Exception as exc:  # the speed figures stand; only the comparison is missing
             return None, None, f"not measured: {describe(exc)}"

@@ -4,7 +4,8 @@ template taught it (runtime.tools names the formats):
 - Hermes/Qwen: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, anywhere;
 - Llama 3.x: the answer is the call, a bare ``{"name": ..., "parameters": {...}}`` (several
   separated by ``;``), optionally after ``<|python_tag|>``;
-- Mistral: ``[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]``.
+- Mistral: ``[TOOL_CALLS][{"name": ..., "arguments": {...}}, ...]`` (v3), or the newer
+  ``[TOOL_CALLS]name[ARGS]{...}``, one call per opener.
 
 ``feed`` and ``finish`` yield plain text (``str``) and, for each call, :class:`CallStart`,
 one or more :class:`ArgsPiece` and the complete :class:`ToolCall` last. A call region that
@@ -22,9 +23,10 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-HERMES, LLAMA3, MISTRAL = "hermes", "llama3", "mistral"
+HERMES, LLAMA3, MISTRAL, MISTRAL_ARGS = "hermes", "llama3", "mistral", "mistral-args"
 HERMES_OPEN, HERMES_CLOSE = "<tool_call>", "</tool_call>"
-MISTRAL_OPEN = "[TOOL_CALLS]"
+MISTRAL_OPEN, ARGS = "[TOOL_CALLS]", "[ARGS]"
+NAME_SO_FAR = re.compile(r"\s*[A-Za-z0-9_.-]{0,64}")
 PYTHON_TAG = "<|python_tag|>"
 HEADER = re.compile(
     r'\{\s*"name"\s*:\s*"([A-Za-z0-9_.-]{1,64})"\s*,\s*"(?:arguments|parameters)"\s*:\s*\{$'
@@ -114,6 +116,9 @@ def parse_region(fmt: str, body: str, names: set[str]) -> list[tuple[str, str]] 
     text = body.strip()
     if fmt == HERMES:
         items = [_loads(text.removesuffix(HERMES_CLOSE).strip())]
+    elif fmt == MISTRAL_ARGS:
+        name, _, args = text.partition(ARGS)
+        items = [{"name": name.strip(), "arguments": _loads(args)} if _ else None]
     elif fmt == MISTRAL:
         value = _loads(text)
         items = value if isinstance(value, list) and value else [None]
@@ -121,6 +126,12 @@ def parse_region(fmt: str, body: str, names: set[str]) -> list[tuple[str, str]] 
         items = [_loads(p) for p in _objects(text.removeprefix(PYTHON_TAG)) or [""]]
     calls = [_call_of(item, names) for item in items]
     return None if any(c is None for c in calls) else calls  # type: ignore[return-value]
+
+
+def _could_be_name(head: str) -> bool:
+    """Whether ``head`` may still become ``name[ARGS]`` (Mistral's newer calls)."""
+    match = NAME_SO_FAR.match(head)
+    return match is not None and ARGS.startswith(head[match.end() :])
 
 
 def _partial_suffix(text: str, tag: str) -> int:
@@ -201,7 +212,7 @@ class CallReader:
                 return None, 0  # not decided yet
             self.seen_start = True
             return None, len(self.buffer)
-        tag = HERMES_OPEN if self.fmt == HERMES else MISTRAL_OPEN
+        tag = HERMES_OPEN if self.fmt == HERMES else MISTRAL_OPEN  # both Mistral kinds
         at = self.buffer.find(tag)
         if at >= 0:
             self.opener = tag
@@ -212,14 +223,21 @@ class CallReader:
         if self.fmt == HERMES:
             at = region.find(HERMES_CLOSE)
             return None if at < 0 else at + len(HERMES_CLOSE)
-        if self.fmt == MISTRAL:
+        if self.fmt in (MISTRAL, MISTRAL_ARGS):
+            first = "[" if self.fmt == MISTRAL else "{"
+            start = 0
+            if self.fmt == MISTRAL_ARGS:
+                at = region.find(ARGS)
+                if at < 0:
+                    return None if _could_be_name(region) else 0
+                start = at + len(ARGS)
             scan, started = _Scan(), False
-            for i, ch in enumerate(region):
+            for i, ch in enumerate(region[start:], start):
                 if not started:
                     if ch.isspace():
                         continue
-                    if ch != "[":
-                        return i  # not a list: the region is only its opener
+                    if ch != first:
+                        return i  # not a call: the region ends here, unread
                     started = True
                 scan.step(ch)
                 if scan.depth == 0:
@@ -247,7 +265,7 @@ class _Live:
     def __init__(self, reader: CallReader) -> None:
         self.reader = reader
         self.fmt = reader.fmt
-        self.state = "list" if self.fmt == MISTRAL else "between"
+        self.state = {MISTRAL: "list", MISTRAL_ARGS: "name"}.get(self.fmt, "between")
         self.obj = ""  # the current call object's text
         self.scan = _Scan()
         self.call: CallStart | None = None
@@ -285,6 +303,34 @@ class _Live:
         self.done = True
 
     def _step(self, ch: str) -> Iterator[Event]:
+        if self.state == "name":  # Mistral name[ARGS]{...}: the name, then the arguments
+            self.raw += ch
+            head = self.raw[len(self.reader.opener) :]
+            if head.endswith(ARGS):
+                name = head[: -len(ARGS)].strip()
+                if name not in self.reader.names:
+                    yield from self._fail()
+                    return
+                self.call = CallStart(new_call_id(), name)
+                yield self.call
+                self.state, self.args, self.args_scan = "args", "", _Scan()
+            elif not _could_be_name(head):
+                yield from self._fail()
+            return
+        if self.state == "args":
+            if not self.args and ch.isspace():
+                return
+            assert self.args_scan is not None and self.call is not None
+            self.args_scan.step(ch)
+            self.args += ch
+            yield ArgsPiece(ch)
+            if self.args_scan.depth == 0:
+                if _loads(self.args) is None or not self.args.startswith("{"):
+                    yield from self._fail()
+                    return
+                yield ToolCall(self.call.id, self.call.name, self.args)
+                self.call, self.raw, self.done = None, "", True
+            return
         if self.state == "list":
             if ch.isspace():
                 return

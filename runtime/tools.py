@@ -5,8 +5,9 @@ The template shows the model the functions (rendered with ``tools=``) and how to
 them; the model answers with calls in the template's format. Fireside reads three, told
 apart by the template's own markers: Hermes/Qwen ``<tool_call>`` (Qwen 2.5/3, Hermes,
 SmolLM3 and many fine-tunes), Llama 3.x JSON (``<|start_header_id|>`` templates: a bare
-``{"name", "parameters"}`` object) and Mistral ``[TOOL_CALLS]``. A template that offers
-tools in another format is refused by name rather than half-understood.
+``{"name", "parameters"}`` object) and Mistral ``[TOOL_CALLS]`` (v3's JSON list, or the
+newer ``name[ARGS]{...}``, whose forced call can name one function only). A template that
+offers tools in another format is refused by name rather than half-understood.
 
 ``tool_choice`` "required" or a named function must really give a call: the prompt is
 ended with the format's opening marker and the answer is held (a JSON schema, on engines
@@ -22,11 +23,13 @@ from typing import Any
 
 from .errors import InvalidParameters
 from .tool_reader import (  # noqa: F401  (the runtime's face for tool calls)
+    ARGS,
     HERMES,
     HERMES_CLOSE,
     HERMES_OPEN,
     LLAMA3,
     MISTRAL,
+    MISTRAL_ARGS,
     MISTRAL_OPEN,
     ArgsPiece,
     CallReader,
@@ -45,6 +48,7 @@ FORMAT_WORDS = {
     HERMES: "Hermes/Qwen format, <tool_call>",
     LLAMA3: "Llama 3.x JSON format",
     MISTRAL: "Mistral format, [TOOL_CALLS]",
+    MISTRAL_ARGS: "Mistral format, [TOOL_CALLS]name[ARGS]",
 }
 
 
@@ -55,8 +59,8 @@ def tool_format(template: str | None) -> str | None:
         return None
     if HERMES_OPEN in template:
         return HERMES
-    if MISTRAL_OPEN in template:  # v3 JSON list; the newer name[ARGS]{...} is not read yet
-        return "other" if "[ARGS]" in template else MISTRAL
+    if MISTRAL_OPEN in template:  # the newer name[ARGS]{...}, or v3's JSON list
+        return MISTRAL_ARGS if "[ARGS]" in template else MISTRAL
     if "<|start_header_id|>" in template:
         return LLAMA3
     return "other"
@@ -141,6 +145,15 @@ def forced_call(
             "additionalProperties": False,
         }
 
+    if fmt == MISTRAL_ARGS:  # the name is text before [ARGS]: only one can be held to
+        if len(fns) != 1:
+            raise InvalidParameters(
+                "this model writes calls as name[ARGS]{...}, which Fireside can hold to one "
+                "function only: name it in tool_choice ({'type': 'function', 'function': "
+                "{'name': ...}}), or offer a single tool"
+            )
+        name, params = fns[0]["name"], fns[0].get("parameters") or {"type": "object"}
+        return f"{MISTRAL_OPEN}{name}{ARGS}", params, ""
     call = one(fns[0]) if len(fns) == 1 else {"anyOf": [one(f) for f in fns]}
     if fmt == MISTRAL:
         many = {"type": "array", "items": call, "minItems": 1}

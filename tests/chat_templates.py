@@ -72,3 +72,17 @@ MISTRAL_TEMPLATE = """\
 OPENED_THINK_TEMPLATE = THINK_TEMPLATE.replace(
     "{% endif %}{% endif %}", "{% else %}<think>\n{% endif %}{% endif %}"
 )
+
+# Mistral's newer call syntax (Mistral Small 3.2, Devstral, Magistral): [TOOL_CALLS]name[ARGS]{...}
+MISTRAL_ARGS_TEMPLATE = """\
+{{- bos_token }}
+{%- for m in messages %}
+{%- if m.role == 'user' %}
+{%- if tools and loop.last %}[AVAILABLE_TOOLS]{{ tools | tojson }}[/AVAILABLE_TOOLS]{% endif %}\
+[INST]{{ m.content }}[/INST]
+{%- elif m.role == 'assistant' and m.tool_calls %}
+{%- for c in m.tool_calls %}[TOOL_CALLS]{{ c.function.name }}[ARGS]{{ c.function.arguments | tojson }}{% endfor %}</s>
+{%- elif m.role == 'tool' %}[TOOL_RESULTS]{{ m.content }}[/TOOL_RESULTS]
+{%- elif m.role == 'assistant' %}{{ m.content }}</s>
+{%- endif %}
+{%- endfor %}"""

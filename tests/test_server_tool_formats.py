@@ -10,7 +10,7 @@ import json
 import jsonschema
 import openai
 import pytest
-from chat_templates import LLAMA3_TEMPLATE, MISTRAL_TEMPLATE
+from chat_templates import LLAMA3_TEMPLATE, MISTRAL_ARGS_TEMPLATE, MISTRAL_TEMPLATE
 from server_tools import start_server
 from test_server_tools import ASK, TOOLS, WEATHER
 from tool_model import TOOL_TEMPLATE, home_with_tool_model
@@ -23,9 +23,10 @@ GREEDY = {"temperature": 0, "max_tokens": 80}
 def served(tmp_path_factory, bundled_gguf):
     home = tmp_path_factory.mktemp("home")
     folder = tmp_path_factory.mktemp("m")
+    templates = {**TEMPLATES, "mistral-args": MISTRAL_ARGS_TEMPLATE}
     ids = {
         fmt: home_with_tool_model(home, bundled_gguf, folder, template, fmt)
-        for fmt, template in TEMPLATES.items()
+        for fmt, template in templates.items()
     }
     server = start_server(tmp_path_factory.mktemp("logs"), "--threads", "1", home=home)
     client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
@@ -174,7 +175,36 @@ def test_each_template_is_told_apart_by_its_markers():
     from runtime.tools import describe_support, tool_format
 
     assert [tool_format(t) for t in TEMPLATES.values()] == list(TEMPLATES)
-    newer_mistral = MISTRAL_TEMPLATE.replace("[TOOL_CALLS][", "[TOOL_CALLS]{{ name }}[ARGS][")
-    assert tool_format(newer_mistral) == "other"  # refused by name, never misread
-    assert "does not read yet" in describe_support(newer_mistral)
+    assert tool_format(MISTRAL_ARGS_TEMPLATE) == "mistral-args"
+    assert "[TOOL_CALLS]name[ARGS]" in describe_support(MISTRAL_ARGS_TEMPLATE)
     assert tool_format("{{ messages }}") is None
+    assert tool_format("{% for t in tools %}<function={{ t }}>{% endfor %}") == "other"
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_the_newer_mistral_reader_reads_name_args_calls(incremental):
+    text = 'Sure.[TOOL_CALLS]get_weather[ARGS]{"city": "Oslo"}[TOOL_CALLS]get_time[ARGS]'
+    text += '{"zone": "UTC"} done'
+    events, bad = _read("mistral-args", text, incremental, step=4)
+    assert _calls(events) == [("get_weather", {"city": "Oslo"}), ("get_time", {"zone": "UTC"})]
+    assert _text(events) == "Sure. done" and not bad
+    events, bad = _read("mistral-args", "[TOOL_CALLS]rm_rf[ARGS]{}", incremental)
+    assert bad and not _calls(events) and "rm_rf" in _text(events)
+
+
+@pytest.mark.slow
+def test_the_newer_mistral_format_gives_a_named_call_and_refuses_required(served):
+    client, ids, _ = served
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    body = dict(model=ids["mistral-args"], messages=ASK, tools=TOOLS, **GREEDY)
+    deltas = []
+    for event in client.chat.completions.create(stream=True, tool_choice=named, **body):
+        for choice in event.choices:
+            deltas.extend(choice.delta.tool_calls or ())
+    assert deltas[0].function.name == "get_weather" and len(deltas) > 2
+    jsonschema.validate(json.loads("".join(d.function.arguments for d in deltas)), WEATHER)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(tool_choice="required", **body)
+    assert "name it in tool_choice" in caught.value.body["message"]
+    one = client.chat.completions.create(**{**body, "tools": TOOLS[:1]}, tool_choice="required")
+    assert one.choices[0].message.tool_calls[0].function.name == "get_weather"

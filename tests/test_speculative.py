@@ -125,8 +125,22 @@ def test_serve_with_ngram_reports_acceptance_in_the_timings(tmp_path):
         reply = client.chat.completions.create(
             model="smollm2-135m", messages=MESSAGES, max_tokens=48, temperature=0
         )
+        events = list(
+            client.chat.completions.create(
+                model="smollm2-135m",
+                messages=MESSAGES,
+                max_tokens=32,
+                temperature=0,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
     finally:
         served.stop()
+    usage_event = events[-1]
+    assert usage_event.usage is not None and usage_event.usage.completion_tokens > 0
+    streamed = (usage_event.model_extra or {})["timings"]
+    assert streamed["draft_tokens"] > 0 and streamed["generation_tokens_per_s"] > 0
     assert "def default_settings" in reply.choices[0].message.content
     timings = (reply.model_extra or {})["timings"]
     assert timings["draft_tokens"] > 0 and 0 < timings["accepted_tokens"] <= timings["draft_tokens"]

@@ -9,9 +9,11 @@
   for the first size): that cost is timed and told to the user in a notice, never hidden.
   Any compile failure falls back to eager, logged and told in words, never a crash.
 
-Both stay off by default: on this project's CPU (tests/perf/test_torch_fast.py) compiling
-costs one to two minutes and the compiled step decodes no faster than eager for a 135M model,
-and the static cache alone is no faster either. Options come in ``BackendOptions.extra``:
+Both stay off by default, from measurement (tests/perf/test_torch_fast.py, SmolLM2-135M, a
+2-core CPU): compiling costs 80-130 s the first time and ~14 s on each later load (inductor's
+on-disk cache) for a decode about 1.07x eager's, repaid only after ~4,000 tokens; the static
+cache alone decodes no faster. On CUDA (tests/gpu_check.py) they are expected to pay; turn
+them on there. Options come in ``BackendOptions.extra``:
 ``torch_compile`` (implies the static cache), ``torch_static_cache``, ``torch_compile_backend``
 (a ``torch.compile`` backend name) and ``torch_compile_mode``.
 """

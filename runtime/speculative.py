@@ -6,7 +6,8 @@ texts can part ways after a while):
 
 - ``ngram`` (prompt lookup): when the last few tokens already appeared in the prompt or the
   answer, the tokens that followed them there are proposed. It costs little when nothing
-  matches (nothing is proposed) and pays when the answer copies from the prompt (rewriting code, quoting a text).
+  matches (nothing is proposed) and pays when the answer copies from the prompt (rewriting
+  code, quoting a text).
   llama.cpp's ``ngram_map_k`` with a 3-token key and up to 8 proposed tokens: on the
   copying prompt of tests/perf/test_speculative.py (2 threads, under load) it ran at 86-115
   tokens/s against 58-82 for ``ngram_simple`` 3/8 (which proposed 200 tokens for 120

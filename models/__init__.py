@@ -14,6 +14,7 @@ from .errors import (
 from .fit import FitEstimate
 from .fit import estimate as estimate_fit
 from .gguf import GGUFInfo, read_gguf
+from .gguf_model import read_gguf_model
 from .hf import (
     HFCheckpoint,
     SafetensorsTensor,
@@ -23,8 +24,8 @@ from .hf import (
     read_safetensors_header,
     require_architecture,
 )
-from .inspect import describe, find_models, read_gguf_model
 from .library import import_model, remove_model
+from .recognize import describe, find_models
 from .records import ModelRecord
 from .stores import scan as scan_stores
 

@@ -160,7 +160,7 @@ class Catalog:
                     )
                 )
             return
-        from .inspect import describe
+        from .recognize import describe
 
         record = describe(path).replace(
             id=BUNDLED_ID,
@@ -184,6 +184,6 @@ def resolve(catalog: Catalog, ref: str | None) -> ModelRecord:
         candidate = Path(ref).expanduser()
         if not candidate.exists():
             raise
-    from .inspect import describe
+    from .recognize import describe
 
     return catalog.find_by_path(candidate) or describe(candidate)

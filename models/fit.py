@@ -312,7 +312,7 @@ def _shape_and_weights(record: ModelRecord) -> tuple[Architecture, int, int | No
     """(architecture, weight bytes, the model's own context length)."""
     path = Path(record.path)
     if record.format in ("gguf", "gguf-split"):
-        from .inspect import read_gguf_model
+        from .gguf_model import read_gguf_model
 
         model = read_gguf_model(path)
         return gguf_architecture(model.metadata), model.tensor_bytes, model.first.context_length

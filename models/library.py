@@ -23,14 +23,8 @@ from .catalog import Catalog
 from .errors import Cancelled, DiskFull, FiresideError, InvalidModelFile, LibraryError
 from .errors import describe as describe_error
 from .file_hashes import HASHED_FORMATS, file_hashes
-from .inspect import (
-    _raise_empty,
-    check_exists,
-    describe,
-    find_models,
-    kind_of,
-    read_gguf_model,
-)
+from .gguf_model import read_gguf_model
+from .recognize import _raise_empty, check_exists, describe, find_models, kind_of
 from .records import ModelRecord
 from .space import require_space
 from .work import CancelFlag, Progress

@@ -22,7 +22,7 @@ from pathlib import Path
 from .catalog import Catalog
 from .errors import FiresideError
 from .hub.config import cache_dir as hf_cache_dir
-from .inspect import describe, find_models
+from .recognize import describe, find_models
 from .records import ModelRecord, slugify
 
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"

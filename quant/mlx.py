@@ -287,7 +287,7 @@ def mlx_record(
     """The library record of a converted folder, with its provenance (not yet registered)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from models.inspect import describe
+    from models.recognize import describe
 
     try:
         mlx_lm_version = version("mlx-lm")

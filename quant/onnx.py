@@ -149,7 +149,7 @@ def _verify(out: Path, ckpt: HFCheckpoint, otype: OnnxType) -> OnnxFolder:
 
 
 def _has_template(folder: Path) -> bool:
-    from models.inspect import hf_chat_template
+    from models.hf_folder import hf_chat_template
 
     return hf_chat_template(folder) is not None
 
@@ -204,7 +204,7 @@ def onnx_record(
     """The library record of a converted folder, with provenance and file hashes."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from models.inspect import describe
+    from models.recognize import describe
 
     try:
         tool = f"onnxruntime-genai {version('onnxruntime-genai')}"

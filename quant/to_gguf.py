@@ -384,7 +384,7 @@ def gguf_record(
     path: Path, source: str | os.PathLike[str], to: str, name: str | None = None
 ) -> ModelRecord:
     """The library record of a converted GGUF, with its provenance (not yet registered)."""
-    from models.inspect import describe
+    from models.recognize import describe
 
     record = describe(Path(path), source="converted")
     return record.replace(

@@ -101,7 +101,7 @@ def find_source(record: ModelRecord, library: list[ModelRecord]) -> ModelRecord 
         return None
     match = next((r for r in library if r.path == origin and r.format in HF_FORMATS), None)
     if match is None and Path(origin).is_dir():
-        from models.inspect import describe as describe_path
+        from models.recognize import describe as describe_path
 
         try:
             match = describe_path(Path(origin))

@@ -109,7 +109,7 @@ def template_of(record: Any) -> str | None:
 @functools.lru_cache(maxsize=32)
 def _template_at(fmt: str, path: str, stamp: int) -> str | None:
     from models.errors import FiresideError
-    from models.inspect import model_details
+    from models.recognize import model_details
     from models.records import ModelRecord
 
     record = ModelRecord(id="-", name="-", format=fmt, path=path, source="local")

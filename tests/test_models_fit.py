@@ -20,7 +20,7 @@ from models.fit import (
     hf_architecture,
     kv_cache_bytes,
 )
-from models.inspect import describe
+from models.recognize import describe
 
 GB = 1_000_000_000
 

@@ -30,7 +30,7 @@ from model_files import (
 
 from models import Catalog, FiresideError, InvalidModelFile, read_gguf
 from models.gguf import ARRAY, FLOAT32, INT32, STRING, UINT32, UINT64, ArraySummary
-from models.inspect import read_gguf_model
+from models.gguf_model import read_gguf_model
 from models.library import import_model
 
 MEMORY_LIMIT = 16 * 1024 * 1024  # bytes Python may allocate while rejecting a small file
@@ -379,7 +379,7 @@ def test_fuzzed_split_models_raise_only_our_errors(
 def _read_damaged_split(
     parts: list[Path], part: int, edits: list[tuple[int, int]], cut: int | None, swap: bool
 ) -> None:
-    from models.inspect import read_gguf_model
+    from models.gguf_model import read_gguf_model
 
     raw = bytearray(parts[part].read_bytes())
     for pos, byte in edits:

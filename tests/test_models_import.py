@@ -20,7 +20,7 @@ from model_files import (
 import models
 from models import Catalog, DiskFull, FiresideError, InvalidModelFile, LibraryError, ModelNotFound
 from models import library as library_mod
-from models.inspect import describe, find_models
+from models.recognize import describe, find_models
 
 
 @pytest.fixture

@@ -206,7 +206,7 @@ def quality_sentence(report: dict[str, Any]) -> str:
 
 def run_show(args: argparse.Namespace) -> int:
     from models import Catalog
-    from models.inspect import model_details
+    from models.recognize import model_details
 
     record = Catalog().get(args.id)
     details = model_details(record) if record.format != "remote" else {}

@@ -394,7 +394,7 @@ def pull_plan(
 
 def _register(plan: PullPlan, path: Path, catalog: Any) -> ModelRecord:
     from ..catalog import Catalog
-    from ..inspect import describe
+    from ..recognize import describe
 
     record = describe(path, source="downloaded")
     repo_name = plan.repo.split("/", 1)[1]

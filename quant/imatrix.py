@@ -230,4 +230,27 @@ def weights_for(
         matrix = compute_imatrix(source, progress=progress, cancel=cancel)
     else:
         matrix = read_imatrix(spec)
+        if to is not None:
+            _require_cover(matrix, Path(spec).name, source, to)
     return matrix.weights()
+
+
+def _require_cover(matrix: ImportanceMatrix, label: str, source: Any, to: str) -> None:
+    """A file made for another model names none of this one's tensors: refused, rather than
+    a low-bit file made as if no matrix were given (headers only: no weights read)."""
+    from models.hf import read_hf_folder
+
+    from .arch import architecture_for
+    from .sources import open_source
+    from .to_gguf import plan_tensors
+    from .types import output_type
+
+    ckpt = read_hf_folder(Path(source).expanduser())
+    with open_source(ckpt) as src:
+        plan = plan_tensors(architecture_for(ckpt), src, output_type(to), has_imatrix=True)
+    wanted = [p.name for p in plan if p.quantized and p.name != "token_embd.weight"]
+    if wanted and not any(name in matrix.sums for name in wanted):
+        raise ConversionError(
+            f"the importance matrix in {label} names none of this model's tensors (e.g. "
+            f"{wanted[0]}); it was made for another model"
+        )

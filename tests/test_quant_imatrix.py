@@ -242,6 +242,11 @@ def test_low_bit_types_are_refused_without_a_matrix_before_any_work(
         weights_for("auto", tiny_moe, to="mlx-4bit")
     with pytest.raises(ConversionError, match="applies only to the GGUF K-quant"):
         weights_for("auto", tiny_moe, to="gguf-q8_0")
+    other = tmp_path / "other-model.dat"
+    write_legacy_imatrix(other, {"model.layers.0.wq": (1, np.ones(64))})
+    with pytest.raises(ConversionError, match=r"other-model.dat names none .* another model"):
+        weights_for(other, tiny_moe, to="gguf-q2_k")
+    other.unlink()
 
 
 @pytest.mark.slow

@@ -12,54 +12,38 @@ from __future__ import annotations
 import math
 import os
 import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import InvalidModelFile
-from .sizes import human_size
-
-MAGIC = b"GGUF"
-SUPPORTED_VERSIONS = (2, 3)
-DEFAULT_ALIGNMENT = 32
-MAX_ALIGNMENT = 1 << 20
-MAX_DIMS = 4
-MAX_TENSOR_NAME = 63  # llama.cpp's GGML_MAX_NAME is 64, terminating zero included
-MAX_KEY_LENGTH = 65_535
-MAX_STRING_LENGTH = 64 * 1024 * 1024  # a chat template or a long description, never more
-MAX_KEPT_BYTES = 128 * 1024 * 1024  # all metadata strings kept in memory, together
-MAX_KV = 1 << 20  # real files have a few dozen
-MAX_TENSORS = 1 << 20  # real files have a few hundred to a few tens of thousands
-MAX_ARRAY_ITEMS = 1 << 25  # vocabularies and merge lists: up to a few hundred thousand
-KEEP_ARRAY_ITEMS = 256  # longer arrays (vocabularies, merges) are walked but summarised
-INT64_MAX = (1 << 63) - 1
-_CHUNK = 1 << 20
-
-# GGUF value types.
-UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = (
-    range(13)
+from .gguf_values import (
+    ARRAY,
+    DEFAULT_ALIGNMENT,
+    FLOAT32,
+    INT32,
+    INT64_MAX,
+    INTEGER_TYPES,
+    MAGIC,
+    MAX_ALIGNMENT,
+    MAX_DIMS,
+    MAX_KEY_LENGTH,
+    MAX_KV,
+    MAX_TENSOR_NAME,
+    MAX_TENSORS,
+    STRING,
+    SUPPORTED_VERSIONS,
+    TYPE_NAMES,
+    UINT32,
+    ArraySummary,
+    Budget,
+    Reader,
+    corrupt,
+    open_gguf,
+    read_array,
+    read_value,
 )
-TYPE_NAMES = (
-    "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "bool",
-    "string", "array", "uint64", "int64", "float64",
-)  # fmt: skip
-INTEGER_TYPES = frozenset({UINT8, INT8, UINT16, INT16, UINT32, INT32, UINT64, INT64})
-_SCALARS: dict[int, struct.Struct] = {
-    UINT8: struct.Struct("<B"),
-    INT8: struct.Struct("<b"),
-    UINT16: struct.Struct("<H"),
-    INT16: struct.Struct("<h"),
-    UINT32: struct.Struct("<I"),
-    INT32: struct.Struct("<i"),
-    FLOAT32: struct.Struct("<f"),
-    BOOL: struct.Struct("<?"),
-    UINT64: struct.Struct("<Q"),
-    INT64: struct.Struct("<q"),
-    FLOAT64: struct.Struct("<d"),
-}
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
+from .sizes import human_size
 
 # Keys whose type native code relies on (llama.cpp asserts or reads raw arrays): the allowed
 # value types, and for arrays the allowed item types.
@@ -96,18 +80,6 @@ _ARCH_INT_SUFFIXES = (
 SPLIT_PATTERN = re.compile(
     r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE
 )
-
-
-def _corrupt(name: str, what: str) -> InvalidModelFile:
-    return InvalidModelFile(f"{name} is corrupt: {what}")
-
-
-@dataclass(frozen=True)
-class ArraySummary:
-    """A long metadata array that was walked and checked but not kept in memory."""
-
-    item_type: int
-    count: int
 
 
 @dataclass(frozen=True)
@@ -196,132 +168,6 @@ def file_type_label(value: Any) -> str | None:
     return file_type_name(value) or f"type {value}"
 
 
-class _Reader:
-    """Reads little-endian values from a file through a bounded window, never past its end."""
-
-    def __init__(self, fh: BinaryIO, size: int, name: str) -> None:
-        self.fh = fh
-        self.size = size
-        self.name = name
-        self.pos = 0
-        self._buf = b""
-        self._buf_start = 0
-
-    def remaining(self) -> int:
-        return self.size - self.pos
-
-    def _need(self, n: int, what: str) -> None:
-        if n < 0 or n > self.remaining():
-            raise InvalidModelFile(
-                f"{self.name} is truncated or corrupt: {what} needs {n} bytes at offset "
-                f"{self.pos}, but the file ends at {self.size}"
-            )
-
-    def read(self, n: int, what: str) -> bytes:
-        self._need(n, what)
-        start = self.pos - self._buf_start
-        if start < 0 or start + n > len(self._buf):
-            self.fh.seek(self.pos)
-            self._buf = self.fh.read(max(n, _CHUNK))
-            self._buf_start = self.pos
-            start = 0
-            if len(self._buf) < n:
-                raise InvalidModelFile(
-                    f"{self.name} could not be read: it ended early at offset {self.pos + len(self._buf)}"
-                    " (was it changed while Fireside read it?)"
-                )
-        self.pos += n
-        return self._buf[start : start + n]
-
-    def skip(self, n: int, what: str) -> None:
-        self._need(n, what)
-        self.pos += n
-
-    def skip_strings(self, count: int, what: str) -> None:
-        """Walk ``count`` length-prefixed strings without keeping them (vocabularies)."""
-        unpack_from = _U64.unpack_from
-        for _ in range(count):
-            start = self.pos - self._buf_start
-            if start >= 0 and start + 8 <= len(self._buf):
-                length = unpack_from(self._buf, start)[0]
-                if length <= MAX_STRING_LENGTH and length + 8 <= self.remaining():
-                    self.pos += 8 + length
-                    continue
-            self.string(what, keep=False)
-
-    def u32(self, what: str) -> int:
-        return _U32.unpack(self.read(4, what))[0]
-
-    def u64(self, what: str) -> int:
-        return _U64.unpack(self.read(8, what))[0]
-
-    def string(self, what: str, limit: int = MAX_STRING_LENGTH, keep: bool = True) -> str | None:
-        length = self.u64(f"the length of {what}")
-        if length > limit:
-            raise _corrupt(self.name, f"{what} claims to be {length} bytes long")
-        if not keep:
-            self.skip(length, what)
-            return None
-        return self.read(length, what).decode("utf-8", errors="replace")
-
-
-class _Budget:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.kept = 0
-
-    def take(self, n: int) -> None:
-        self.kept += n
-        if self.kept > MAX_KEPT_BYTES:
-            raise InvalidModelFile(
-                f"{self.name} has more metadata than Fireside accepts "
-                f"(over {human_size(MAX_KEPT_BYTES)}); it is probably corrupt"
-            )
-
-
-def _read_value(r: _Reader, vtype: int, key: str, budget: _Budget) -> Any:
-    if vtype in _SCALARS:
-        s = _SCALARS[vtype]
-        return s.unpack(r.read(s.size, f"the value of {key!r}"))[0]
-    if vtype == STRING:
-        value = r.string(f"the value of {key!r}")
-        budget.take(len(value or ""))
-        return value
-    raise _corrupt(r.name, f"{key!r} has unknown value type {vtype}")
-
-
-def _read_array(r: _Reader, key: str, budget: _Budget) -> tuple[Any, int]:
-    """An array value and its item type; long arrays are checked and summarised, not kept."""
-    item_type = r.u32(f"the item type of {key!r}")
-    count = r.u64(f"the length of {key!r}")
-    if item_type == ARRAY:
-        raise _corrupt(r.name, f"{key!r} holds nested arrays, which Fireside does not accept")
-    if item_type in _SCALARS:
-        item_size = _SCALARS[item_type].size
-    elif item_type == STRING:
-        item_size = 8  # at least a length per string
-    else:
-        raise _corrupt(r.name, f"{key!r} has items of unknown type {item_type}")
-    if count > MAX_ARRAY_ITEMS or count > r.remaining() // item_size:
-        raise InvalidModelFile(
-            f"{r.name} is truncated or corrupt: {key!r} claims {count} items, "
-            "more than the file can hold"
-        )
-    if item_type in _SCALARS:
-        if count > KEEP_ARRAY_ITEMS:
-            r.skip(count * item_size, f"the items of {key!r}")
-            return ArraySummary(item_type, count), item_type
-        s = _SCALARS[item_type]
-        raw = r.read(count * item_size, f"the items of {key!r}")
-        return [s.unpack_from(raw, i * item_size)[0] for i in range(count)], item_type
-    if count > KEEP_ARRAY_ITEMS:
-        r.skip_strings(count, f"an item of {key!r}")
-        return ArraySummary(item_type, count), item_type
-    items = [r.string(f"an item of {key!r}") for _ in range(count)]
-    budget.take(sum(len(s or "") for s in items))
-    return items, item_type
-
-
 def _check_known_keys(name: str, metadata: dict[str, Any], types: dict[str, int]) -> None:
     """Keys that native code reads with a fixed type must have that type."""
     for key, vtype in types.items():
@@ -329,7 +175,7 @@ def _check_known_keys(name: str, metadata: dict[str, Any], types: dict[str, int]
             continue
         allowed = _SCALAR_KEYS.get(key)
         if allowed is not None and vtype not in allowed:
-            raise _corrupt(
+            raise corrupt(
                 name,
                 f"{key!r} is stored as {TYPE_NAMES[vtype]}, but must be "
                 + " or ".join(sorted(TYPE_NAMES[t] for t in allowed)),
@@ -343,7 +189,7 @@ def _check_known_keys(name: str, metadata: dict[str, Any], types: dict[str, int]
                     if vtype != ARRAY
                     else f"an array of {TYPE_NAMES[item_type or 0]}"
                 )
-                raise _corrupt(
+                raise corrupt(
                     name,
                     f"{key!r} is stored as {got}, but must be an array of "
                     + " or ".join(sorted(TYPE_NAMES[t] for t in items_allowed)),
@@ -353,7 +199,7 @@ def _check_known_keys(name: str, metadata: dict[str, Any], types: dict[str, int]
                 vtype == ARRAY and types.get(key + "[]") in INTEGER_TYPES
             )
             if not ok:
-                raise _corrupt(
+                raise corrupt(
                     name, f"{key!r} is stored as {TYPE_NAMES[vtype]}, not as a whole number"
                 )
     tokens = metadata.get("tokenizer.ggml.tokens")
@@ -361,7 +207,7 @@ def _check_known_keys(name: str, metadata: dict[str, Any], types: dict[str, int]
     for key in ("tokenizer.ggml.scores", "tokenizer.ggml.token_type"):
         n = _array_len(metadata.get(key))
         if n is not None and n_tokens is not None and n < n_tokens:
-            raise _corrupt(name, f"{key!r} has {n} entries for {n_tokens} tokens")
+            raise corrupt(name, f"{key!r} has {n} entries for {n_tokens} tokens")
 
 
 def _array_len(value: Any) -> int | None:
@@ -384,25 +230,6 @@ def _ggml_sizes(ggml_type: int, tensor: str, name: str) -> tuple[int, int]:
     ) from None
 
 
-def _open(path: Path) -> tuple[BinaryIO, int]:
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed by the caller
-    except FileNotFoundError:
-        raise InvalidModelFile(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise InvalidModelFile(f"{path} is a folder, not a GGUF file") from None
-    except PermissionError:
-        raise InvalidModelFile(f"Fireside is not allowed to read {path}") from None
-    except OSError as exc:
-        raise InvalidModelFile(f"{path} could not be opened: {exc.strerror or exc}") from None
-    try:
-        size = os.fstat(fh.fileno()).st_size
-    except OSError as exc:  # pragma: no cover - fstat on an open file
-        fh.close()
-        raise InvalidModelFile(f"{path} could not be read: {exc.strerror or exc}") from None
-    return fh, size
-
-
 def is_gguf_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` starts with the GGUF magic (for files without the .gguf suffix)."""
     try:
@@ -415,7 +242,7 @@ def is_gguf_file(path: str | os.PathLike[str]) -> bool:
 def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
     """Parse and validate the header of one GGUF file (one part of a split model)."""
     path = Path(path)
-    fh, size = _open(path)
+    fh, size = open_gguf(path)
     with fh:
         try:
             return _parse(fh, size, path)
@@ -425,7 +252,7 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
 
 def _parse(fh: BinaryIO, size: int, path: Path) -> GGUFInfo:
     name = path.name
-    r = _Reader(fh, size, f"the GGUF file {name}")
+    r = Reader(fh, size, f"the GGUF file {name}")
     if size < 4 or r.read(4, "the magic number") != MAGIC:
         raise InvalidModelFile(f"{name} is not a GGUF file (it does not start with 'GGUF')")
     if size < 24:
@@ -453,28 +280,28 @@ def _parse(fh: BinaryIO, size: int, path: Path) -> GGUFInfo:
             f"{r.name} is truncated or corrupt: it claims {n_tensors} tensors, more than fit in it"
         )
 
-    budget = _Budget(r.name)
+    budget = Budget(r.name)
     metadata: dict[str, Any] = {}
     types: dict[str, int] = {}
     for _ in range(n_kv):
         key = r.string("a metadata key", limit=MAX_KEY_LENGTH)
         assert key is not None
         if not key:
-            raise _corrupt(r.name, "a metadata key is empty")
+            raise corrupt(r.name, "a metadata key is empty")
         if key in metadata:
-            raise _corrupt(r.name, f"the metadata key {key!r} appears twice")
+            raise corrupt(r.name, f"the metadata key {key!r} appears twice")
         budget.take(len(key))
         vtype = r.u32(f"the type of {key!r}")
         if vtype == ARRAY:
-            metadata[key], types[key + "[]"] = _read_array(r, key, budget)
+            metadata[key], types[key + "[]"] = read_array(r, key, budget)
         else:
-            metadata[key] = _read_value(r, vtype, key, budget)
+            metadata[key] = read_value(r, vtype, key, budget)
         types[key] = vtype
     _check_known_keys(r.name, metadata, types)
 
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
     if alignment <= 0 or alignment & (alignment - 1) or alignment > MAX_ALIGNMENT:
-        raise _corrupt(r.name, f"alignment {alignment} is not a power of two up to {MAX_ALIGNMENT}")
+        raise corrupt(r.name, f"alignment {alignment} is not a power of two up to {MAX_ALIGNMENT}")
 
     raw_tensors = []
     names: set[str] = set()
@@ -482,13 +309,13 @@ def _parse(fh: BinaryIO, size: int, path: Path) -> GGUFInfo:
         tname = r.string("a tensor name", limit=MAX_KEY_LENGTH)
         assert tname is not None
         if not tname or len(tname.encode()) > MAX_TENSOR_NAME:
-            raise _corrupt(r.name, f"a tensor name is empty or too long ({len(tname)} characters)")
+            raise corrupt(r.name, f"a tensor name is empty or too long ({len(tname)} characters)")
         if tname in names:
-            raise _corrupt(r.name, f"the tensor name {tname!r} appears twice")
+            raise corrupt(r.name, f"the tensor name {tname!r} appears twice")
         names.add(tname)
         n_dims = r.u32(f"the dimension count of {tname!r}")
         if n_dims > MAX_DIMS:
-            raise _corrupt(r.name, f"tensor {tname!r} has {n_dims} dimensions (at most {MAX_DIMS})")
+            raise corrupt(r.name, f"tensor {tname!r} has {n_dims} dimensions (at most {MAX_DIMS})")
         shape = tuple(r.u64(f"a dimension of {tname!r}") for _ in range(n_dims))
         ggml_type = r.u32(f"the type of {tname!r}")
         offset = r.u64(f"the offset of {tname!r}")
@@ -499,25 +326,25 @@ def _parse(fh: BinaryIO, size: int, path: Path) -> GGUFInfo:
     expected = 0  # where the next tensor's data must start, relative to data_offset
     for tname, shape, ggml_type, offset in raw_tensors:
         if any(d > INT64_MAX for d in shape):
-            raise _corrupt(r.name, f"tensor {tname!r} has an impossible shape {shape}")
+            raise corrupt(r.name, f"tensor {tname!r} has an impossible shape {shape}")
         n_elements = math.prod(shape)
         if n_elements > INT64_MAX:
-            raise _corrupt(
+            raise corrupt(
                 r.name, f"tensor {tname!r} has a shape {shape} whose element count overflows"
             )
         block, type_size = _ggml_sizes(ggml_type, tname, r.name)
         if shape and shape[0] % block:
-            raise _corrupt(
+            raise corrupt(
                 r.name,
                 f"tensor {tname!r} has rows of {shape[0]} values, which do not divide into "
                 f"blocks of {block}",
             )
         n_bytes = n_elements // block * type_size
         if offset % alignment:
-            raise _corrupt(r.name, f"tensor {tname!r} is not aligned to {alignment} bytes")
+            raise corrupt(r.name, f"tensor {tname!r} is not aligned to {alignment} bytes")
         if offset != expected:
             where = ", past the end of the file" if data_offset + offset > size else ""
-            raise _corrupt(
+            raise corrupt(
                 r.name,
                 f"tensor {tname!r} claims its data at offset {offset}{where}; "
                 f"it should be at {expected}",

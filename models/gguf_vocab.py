@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidModelFile
-from .gguf import _SCALARS, ARRAY, MAGIC, MAX_ARRAY_ITEMS, MAX_KEY_LENGTH, STRING, _open, _Reader
+from .gguf_values import (
+    ARRAY,
+    MAGIC,
+    MAX_ARRAY_ITEMS,
+    MAX_KEY_LENGTH,
+    SCALARS,
+    STRING,
+    Reader,
+    open_gguf,
+)
 
 TOKENS_KEY = "tokenizer.ggml.tokens"
 MODEL_KEY = "tokenizer.ggml.model"
@@ -31,15 +40,15 @@ class Vocabulary:
 def read_vocabulary(path: str | os.PathLike[str]) -> Vocabulary:
     """The tokenizer kind and token texts of one GGUF file (checked like any header)."""
     path = Path(path)
-    fh, size = _open(path)
+    fh, size = open_gguf(path)
     with fh:
         try:
-            return _walk(_Reader(fh, size, f"the GGUF file {path.name}"), path.name)
+            return _walk(Reader(fh, size, f"the GGUF file {path.name}"), path.name)
         except OSError as exc:
             raise InvalidModelFile(f"{path} could not be read: {exc.strerror or exc}") from None
 
 
-def _walk(r: _Reader, name: str) -> Vocabulary:
+def _walk(r: Reader, name: str) -> Vocabulary:
     if r.remaining() < 24 or r.read(4, "the magic number") != MAGIC:
         raise InvalidModelFile(f"{name} is not a GGUF file")
     r.u32("the version")
@@ -60,20 +69,20 @@ def _walk(r: _Reader, name: str) -> Vocabulary:
             text = r.string(f"the value of {key!r}", keep=key == MODEL_KEY)
             if key == MODEL_KEY:
                 model = text
-        elif vtype in _SCALARS:
-            r.skip(_SCALARS[vtype].size, f"the value of {key!r}")
+        elif vtype in SCALARS:
+            r.skip(SCALARS[vtype].size, f"the value of {key!r}")
         else:
             raise InvalidModelFile(f"{r.name} is corrupt: {key!r} has unknown value type {vtype}")
     return Vocabulary(model, tokens)
 
 
-def _array(r: _Reader, key: str, *, keep: bool) -> list[str]:
+def _array(r: Reader, key: str, *, keep: bool) -> list[str]:
     item_type = r.u32(f"the item type of {key!r}")
     count = r.u64(f"the length of {key!r}")
     if count > MAX_ARRAY_ITEMS or count > r.remaining() // 4:
         raise InvalidModelFile(f"{r.name} is truncated or corrupt: {key!r} claims {count} items")
-    if item_type in _SCALARS:
-        r.skip(count * _SCALARS[item_type].size, f"the items of {key!r}")
+    if item_type in SCALARS:
+        r.skip(count * SCALARS[item_type].size, f"the items of {key!r}")
         return []
     if item_type != STRING:
         raise InvalidModelFile(f"{r.name} is corrupt: {key!r} has items of type {item_type}")

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidModelFile, ModelNotFound
-from .gguf import SPLIT_PATTERN, ArraySummary, is_gguf_file
+from .gguf import SPLIT_PATTERN, is_gguf_file
 from .gguf_model import describe_gguf, read_gguf_model
+from .gguf_values import ArraySummary
 from .hf import (
     CONFIG_FILE,
     PYTORCH_SUFFIXES,
@@ -198,7 +199,7 @@ def _has_weights(folder: Path) -> bool:
 # -- details for `models show` -------------------------------------------------------------------
 def _plain(value: Any) -> Any:
     if isinstance(value, ArraySummary):
-        from .gguf import TYPE_NAMES
+        from .gguf_values import TYPE_NAMES
 
         return f"[{value.count} {TYPE_NAMES[value.item_type]} values]"
     if isinstance(value, list) and len(value) > 16:

@@ -7,7 +7,7 @@ import json
 import struct
 from pathlib import Path
 
-from models.gguf import INT32, STRING, UINT32
+from models.gguf_values import INT32, STRING, UINT32
 
 U32, U64 = struct.Struct("<I"), struct.Struct("<Q")
 F32_TYPE = 0  # ggml type F32

@@ -29,8 +29,8 @@ from model_files import (
 )
 
 from models import Catalog, FiresideError, InvalidModelFile, read_gguf
-from models.gguf import ARRAY, FLOAT32, INT32, STRING, UINT32, UINT64, ArraySummary
 from models.gguf_model import read_gguf_model
+from models.gguf_values import ARRAY, FLOAT32, INT32, STRING, UINT32, UINT64, ArraySummary
 from models.library import import_model
 
 MEMORY_LIMIT = 16 * 1024 * 1024  # bytes Python may allocate while rejecting a small file

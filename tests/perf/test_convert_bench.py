@@ -166,10 +166,16 @@ MOE_SIZES = {"hidden_size": 512, "num_hidden_layers": 8, "num_attention_heads": 
 MOE_CHANGES = {"num_experts": 16, "moe_intermediate_size": 256, "head_dim": 64}
 
 
+# llama.cpp's converter refuses these tiny checkpoints' tokenizer (SmolLM2's, which Fireside
+# converts for any architecture): Gemma 2 and Phi-3 want a tokenizer.model, Qwen2 checks the
+# pre-tokenizer's hash against its own list, GLM-4 looks up its chat tokens. No peer, no ratio.
+PEER_REFUSES = {"Qwen2ForCausalLM", "Gemma2ForCausalLM", "Phi3ForCausalLM", "Glm4ForCausalLM"}
+
+
 def _tiny_cases() -> list:
     from test_quant_archs import ARCHS
 
-    cases = [pytest.param(arch, dtype, id=arch) for arch, dtype in ARCHS]
+    cases = [pytest.param(a, d, id=a) for a, d in ARCHS if a not in PEER_REFUSES]
     cases.append(pytest.param("Qwen3MoeForCausalLM", "bfloat16", id="qwen3moe-75M"))
     return cases
 

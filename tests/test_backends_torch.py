@@ -7,18 +7,28 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+from backend_contract import (
+    QUESTION,
+    collect,
+    test_cancel_between_tokens_and_before_the_prompt,
+    test_max_tokens_gives_length,
+    test_stop_string_cuts_the_answer,
+)
 
 from models import InvalidModelFile, describe
-from runtime import GREEDY, BackendOptions, CancelToken, GenerationParams
+from runtime import GREEDY, BackendOptions, GenerationParams
 from runtime.errors import BackendUnavailable
 
 pytestmark = pytest.mark.slow
+__all__ = [  # the tests every engine passes alike (tests/backend_contract.py), run here
+    "test_cancel_between_tokens_and_before_the_prompt",
+    "test_max_tokens_gives_length",
+    "test_stop_string_cuts_the_answer",
+]
 ROOT = Path(__file__).resolve().parents[1]
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +41,6 @@ def backend(hf_checkpoint):
     assert steps[0] == (0, 3) and steps[-1] == (3, 3)
     yield b
     b.unload()
-
-
-def collect(stream):
-    chunks = list(stream)
-    return "".join(c.text for c in chunks), chunks
 
 
 def test_load_reports_device_dtype_context_and_template(backend):
@@ -72,48 +77,6 @@ def test_greedy_answer_streams_in_pieces_with_timings(backend):
     assert last.timings is not None and last.timings.generation_tokens_per_s > 0
     assert 0 < last.completion_tokens <= 16 and last.prompt_tokens > 10
     assert all(c.finish_reason is None for c in chunks[:-1])
-
-
-def test_max_tokens_gives_length(backend):
-    _, chunks = collect(
-        backend.stream(
-            [{"role": "user", "content": "Count from one to fifty in words."}],
-            GREEDY.replace(max_tokens=4),
-        )
-    )
-    assert chunks[-1].finish_reason == "length" and chunks[-1].completion_tokens == 4
-
-
-def test_stop_string_cuts_the_answer(backend):
-    full, _ = collect(backend.stream(QUESTION, GREEDY.replace(max_tokens=12)))
-    words = full.split()
-    assert len(words) >= 3
-    stop = " " + words[2]
-    text, chunks = collect(backend.stream(QUESTION, GREEDY.replace(max_tokens=12, stop=(stop,))))
-    assert text == full[: full.index(stop)]
-    assert chunks[-1].finish_reason == "stop"
-
-
-def test_cancel_between_tokens(backend):
-    cancel = CancelToken()
-    chunks = []
-    for chunk in backend.stream(
-        [{"role": "user", "content": "Write a long story about a dragon."}],
-        GREEDY.replace(max_tokens=200),
-        cancel,
-    ):
-        chunks.append(chunk)
-        if chunk.text and len(chunks) == 3:
-            cancel.set()
-    assert chunks[-1].finish_reason == "cancelled"
-    assert chunks[-1].completion_tokens <= 4
-
-
-def test_cancel_from_another_thread_during_the_prompt(backend):
-    cancel = threading.Event()
-    cancel.set()  # already set: nothing is generated
-    _, chunks = collect(backend.stream(QUESTION, GREEDY, cancel))
-    assert chunks[-1].finish_reason == "cancelled" and chunks[-1].completion_tokens == 0
 
 
 def test_same_seed_same_sample_and_cache_reuse_changes_nothing(backend):

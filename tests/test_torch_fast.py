@@ -11,14 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_backends_torch import (  # the same behaviour, now on the static cache
+from backend_contract import (  # the same behaviour, now on the static cache
     QUESTION,
     collect,
-    test_cancel_between_tokens,
-    test_cancel_from_another_thread_during_the_prompt,
-    test_second_turn_with_reused_cache_equals_a_cold_start,
+    test_cancel_between_tokens_and_before_the_prompt,
     test_stop_string_cuts_the_answer,
 )
+from test_backends_torch import test_second_turn_with_reused_cache_equals_a_cold_start
 
 from app.cli import build_parser
 from app.commands.torch_speed import backend_extra
@@ -28,8 +27,7 @@ from runtime.errors import ContextOverflow, InvalidParameters
 
 pytestmark = pytest.mark.slow
 __all__ = [  # collected here again, against this module's static-cache ``backend``
-    "test_cancel_between_tokens",
-    "test_cancel_from_another_thread_during_the_prompt",
+    "test_cancel_between_tokens_and_before_the_prompt",
     "test_second_turn_with_reused_cache_equals_a_cold_start",
     "test_stop_string_cuts_the_answer",
 ]

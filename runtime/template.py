@@ -2,7 +2,10 @@
 
 A template comes from a downloaded file, so it is untrusted code: it runs in Jinja's
 immutable sandbox, which refuses attribute access to Python internals (``__class__``,
-``__globals__``, ``mro`` ...), and any attempt is reported as a TemplateError.
+``__globals__``, ``mro`` ...), and any attempt is reported as a TemplateError. The sandbox
+also bounds what arithmetic may build (``'x' * 10**10``, a power of a huge exponent), so a
+hostile template cannot exhaust memory or time either; anything a template breaks on is a
+TemplateError in words.
 """
 
 from __future__ import annotations
@@ -16,6 +19,24 @@ from .errors import TemplateError
 from .types import ROLES, Message
 
 MAX_TEMPLATE_LENGTH = 256 * 1024
+MAX_BUILT = 1_000_000  # characters or items one repetition in a template may build
+MAX_EXPONENT = 1_000
+
+
+def _bounded_binop(op: str, left: Any, right: Any) -> Any:
+    """``*`` and ``**`` in a template, refusing results no chat prompt needs."""
+    if op == "**":
+        if isinstance(right, int) and abs(right) > MAX_EXPONENT:
+            raise TemplateError(f"the model's chat template computes a power of {right}")
+        return left**right
+    for seq, times in ((left, right), (right, left)):
+        built = isinstance(seq, str | list | tuple) and isinstance(times, int)
+        if built and len(seq) * times > MAX_BUILT:
+            raise TemplateError(
+                "the model's chat template repeats something into more than "
+                f"{MAX_BUILT:,} characters or items"
+            )
+    return left * right
 
 
 def validate_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
@@ -58,7 +79,15 @@ def _compile(source: str) -> Any:
     def strftime_now(fmt: str) -> str:
         return datetime.now().strftime(fmt)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    class Sandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator in ("*", "**"):
+                return _bounded_binop(operator, left, right)
+            return super().call_binop(context, operator, left, right)
+
+    env = Sandbox(trim_blocks=True, lstrip_blocks=True, autoescape=False)
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
     try:
@@ -121,7 +150,11 @@ def render_chat(
         ) from None
     except TemplateError:
         raise
-    except (JinjaError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+    except RecursionError:
+        raise TemplateError("the model's chat template calls itself without end") from None
+    except MemoryError:
+        raise TemplateError("the model's chat template needs more memory than there is") from None
+    except (JinjaError, ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
         raise TemplateError(f"the model's chat template failed: {exc}") from None
 
 

@@ -9,7 +9,7 @@ texts can part ways after a while):
   matches (nothing is proposed) and pays when the answer copies from the prompt (rewriting
   code, quoting a text).
   llama.cpp's ``ngram_map_k`` with a 3-token key and up to 8 proposed tokens: on the
-  copying prompt of tests/perf/test_speculative.py (2 threads, under load) it ran at 86-115
+  copying prompt of tests/perf/test_speculative_bench.py (2 threads, under load) it ran at 86-115
   tokens/s against 58-82 for ``ngram_simple`` 3/8 (which proposed 200 tokens for 120
   accepted, against 120 for 120) and 38-60 without; ``ngram_simple``'s defaults (12/48)
   were slower than none.

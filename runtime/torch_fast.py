@@ -9,7 +9,7 @@
   for the first size): that cost is timed and told to the user in a notice, never hidden.
   Any compile failure falls back to eager, logged and told in words, never a crash.
 
-Both stay off by default, from measurement (tests/perf/test_torch_fast.py, SmolLM2-135M, a
+Both stay off by default, from measurement (tests/perf/test_torch_fast_bench.py, SmolLM2-135M, a
 2-core CPU): compiling costs 80-130 s the first time and ~14 s on each later load (inductor's
 on-disk cache) for a decode about 1.07x eager's, repaid only after ~4,000 tokens; the static
 cache alone decodes no faster. On CUDA (tests/gpu_check.py) they are expected to pay; turn

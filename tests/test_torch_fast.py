@@ -109,7 +109,7 @@ def test_static_cache_keeps_the_context_policy(hf_checkpoint):
 def test_compiled_step_gives_eager_greedy_tokens(tiny):
     """The compile path end to end (dynamo tracing, static addresses, one graph per cache
     size), with dynamo's eager backend so the suite does not wait for inductor's C++
-    (tests/perf/test_torch_fast.py compiles SmolLM2 with inductor)."""
+    (tests/perf/test_torch_fast_bench.py compiles SmolLM2 with inductor)."""
     folder, eager = tiny
     b = load(folder, torch_compile=True, torch_compile_backend="eager")
     try:

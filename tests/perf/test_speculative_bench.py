@@ -6,7 +6,7 @@ Rounds alternate between the two engines so machine noise hits both alike; the r
 the median of each round's ratio (a round's two answers share the machine's state), the
 medians of decode tokens/s are reported beside it. Greedy text with speculation can part from the
 one-token text (a batch rounds differently): where it does is reported.
-Run: .venv/bin/python -m pytest tests/perf/test_speculative.py -m perf -s
+Run: .venv/bin/python -m pytest tests/perf/test_speculative_bench.py -m perf -s
 """
 
 from __future__ import annotations

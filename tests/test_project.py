@@ -15,3 +15,10 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_layout_matches_the_architecture():
     for name in ("app", "runtime", "quant", "models", "assets", "packaging", "tests"):
         assert (ROOT / name).is_dir(), name
+
+
+def test_test_file_names_are_unique_across_the_suite_and_the_benchmarks():
+    """pytest imports test modules by their base name: two files called the same (one in
+    tests/, one in tests/perf/) stop the collection of the whole run."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []

@@ -10,6 +10,7 @@ and checked, and only then renamed.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -185,10 +186,16 @@ def _chunks(arch: Architecture, name: str, data: np.ndarray, kind: str):
 def _file_type(plan: list[PlannedTensor], otype: OutputType) -> int:
     if otype.mixed or otype.label == "Q8_0":
         return otype.file_type
-    big = [p.ggml_type for p in plan if len(p.shape) >= 2]
-    if big and all(t == Q.BF16 for t in big):
+    # "Mostly" 16-bit by the weights' size, as llama.cpp labels a file by what was asked:
+    # a few 2-D tensors kept in F32 (gpt-oss's expert biases) do not make it an F32 file.
+    sizes: dict[Q, int] = {}
+    for p in plan:
+        if len(p.shape) >= 2:
+            sizes[p.ggml_type] = sizes.get(p.ggml_type, 0) + math.prod(p.shape)
+    total = sum(sizes.values())
+    if total and sizes.get(Q.BF16, 0) * 2 > total:
         return gguf.LlamaFileType.MOSTLY_BF16
-    if big and all(t == Q.F16 for t in big):
+    if total and sizes.get(Q.F16, 0) * 2 > total:
         return gguf.LlamaFileType.MOSTLY_F16
     return gguf.LlamaFileType.ALL_F32
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from tiny_models import build_tiny
 
+from models.gguf import read_gguf
 from quant import convert
 from quant.quality import QualityError, measure
 
@@ -39,6 +40,10 @@ def test_gpt_oss_fused_experts_are_put_back(hf_checkpoint: Path, tmp_path: Path)
     folder = build_tiny("GptOssForCausalLM", tmp_path / "src", hf_checkpoint)
     report = measure(folder, convert(folder, "gguf-q8_0", tmp_path / "q8.gguf"), "gguf-q8_0")
     assert report.kl < 0.002 and report.top1 > 0.9, report
+    # F16 keeps its 2-D expert biases in F32, and is still an F16 file (measured as one)
+    f16 = convert(folder, "gguf-f16", tmp_path / "f16.gguf")
+    assert read_gguf(f16).metadata["general.file_type"] == 1  # MOSTLY_F16
+    assert measure(folder, f16, "gguf-f16").kl < 1e-4
 
 
 def test_a_moe_result_of_other_experts_is_refused(hf_checkpoint: Path, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from .targets import Target, target
 class Options:
     group_size: int | None = None  # MLX 4/8-bit: weights per quantization group
     imatrix: Mapping[str, Any] | None = None  # GGUF K-quants: tensor name -> column weights
+    imatrix_from: str | None = None  # where it came from ("auto", a file), kept in provenance
     report: bool = True  # measure the result against the source
 
 
@@ -230,6 +231,8 @@ def convert_into_library(
         provenance["source_id"] = source_id
     if quality is not None:
         provenance["quality"] = quality.to_dict()
+    if opts.imatrix is not None:
+        provenance["imatrix"] = opts.imatrix_from or "given"
     try:
         record = catalog.add(record.replace(owned=owned, provenance=provenance))
     except BaseException:

@@ -305,6 +305,9 @@ def test_convert_with_imatrix_auto_and_a_file_through_the_cli(
     listing = json.loads(fireside(fresh_home, "models", "list", "--json").stdout)
     record = next(r for r in listing if r["path"] == str((tmp_path / "auto.gguf").resolve()))
     assert record["quantization"] == "Q2_K" and record["format"] == "gguf"
+    assert record["provenance"]["imatrix"] == "auto"  # `models show` prints it
+    record = next(r for r in listing if r["path"] == str((tmp_path / "file.gguf").resolve()))
+    assert record["provenance"]["imatrix"] == str(matrix_file.resolve())
     bad = fireside(
         fresh_home, "convert", str(tiny_moe), "--to", "gguf-q4_k_m", "--imatrix",
         str(tmp_path / "auto.gguf"), "-o", str(tmp_path / "bad.gguf"),

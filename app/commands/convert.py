@@ -141,7 +141,10 @@ def run(args: argparse.Namespace) -> int:
             imatrix = weights_for(args.imatrix, folder, to=args.to, progress=bar, cancel=cancel)
             bar.finish()
             bars[0].start = time.monotonic()
-        options = Options(group_size=args.group_size, report=args.report, imatrix=imatrix)
+        spec = args.imatrix if args.imatrix in (None, "auto") else str(Path(args.imatrix).resolve())
+        options = Options(
+            group_size=args.group_size, report=args.report, imatrix=imatrix, imatrix_from=spec
+        )
         done = convert_into_library(
             folder, args.to, catalog=Catalog(), out=out, name=args.name, options=options,
             source_id=source_id, progress=bars[0], report_progress=report_progress, cancel=cancel,

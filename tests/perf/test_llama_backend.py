@@ -98,19 +98,38 @@ def test_backend_matches_direct_llama_cpp(bundled_gguf):
     assert ttft_ratio <= 1.05
 
 
+# The old way runs in a process of its own: llama-cpp-python and xllamacpp each carry a copy
+# of ggml, and once llama-cpp-python has run in a process, xllamacpp with two threads in that
+# same process decoded at 62-70 tokens/s instead of 100-120 (measured here), which no user sees.
+PEER = """
+import sys, time, llama_cpp
+model, prompt_file, threads, n_ctx, max_tokens = sys.argv[1:6]
+prompt = open(prompt_file, encoding="utf-8").read()
+llm = llama_cpp.Llama(model_path=model, n_ctx=int(n_ctx), n_threads=int(threads),
+                      n_threads_batch=int(threads), n_gpu_layers=0, verbose=False)
+for _ in sys.stdin:
+    first = last = None
+    n = 0
+    for _ in llm.create_completion(prompt, max_tokens=int(max_tokens), temperature=0.0, stream=True):
+        now = time.perf_counter()
+        first = first or now
+        last = now
+        n += 1
+    print((n - 1) / (last - first), flush=True)
+"""
+
+
 def busy_process() -> subprocess.Popen:
     """Something else using a core, as on any laptop (a browser tab, a build, an indexer)."""
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def test_decode_keeps_its_speed_beside_a_busy_process(bundled_gguf):
+def test_decode_keeps_its_speed_beside_a_busy_process(bundled_gguf, tmp_path):
     """Fireside's own thread policy (no --threads; it is applied when a model loads): a model
     loaded beside one competing busy process decodes at least half as fast as one loaded on
     an idle machine, and idle it keeps within 3% of llama.cpp run the way Fireside ran it
     before (as many threads as physical cores, whatever else runs). The old way beside the
     busy process is shown too."""
-    import llama_cpp
-
     from runtime.llama_engine import physical_cores, thread_counts
 
     cores = physical_cores()
@@ -128,16 +147,21 @@ def test_decode_keeps_its_speed_beside_a_busy_process(bundled_gguf):
         finally:
             backend.unload()
 
-    before = llama_cpp.Llama(
-        model_path=str(bundled_gguf), n_ctx=N_CTX, n_threads=cores, n_threads_batch=cores,
-        n_gpu_layers=0, verbose=False,
-    )  # fmt: skip
-    prompt = ours_once()[1]
+    prompt_file = tmp_path / "prompt.txt"
+    prompt_file.write_text(ours_once()[1], encoding="utf-8")
+    args = [str(bundled_gguf), str(prompt_file), str(cores), str(N_CTX), str(MAX_TOKENS)]
+    before = subprocess.Popen(
+        [sys.executable, "-c", PEER, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
-    def run_before():
-        return measure(
-            before.create_completion(prompt, max_tokens=MAX_TOKENS, temperature=0.0, stream=True)
-        )[1]
+    def run_before() -> float:
+        assert before.stdin is not None and before.stdout is not None
+        before.stdin.write("run\n")
+        before.stdin.flush()
+        return float(before.stdout.readline())
 
     run_before()
     idle, busy, old_idle, old_busy, busy_threads = [], [], [], [], []
@@ -153,7 +177,8 @@ def test_decode_keeps_its_speed_beside_a_busy_process(bundled_gguf):
         finally:
             hog.kill()
             hog.wait()
-    before.close()
+    before.kill()
+    before.wait()
     med = statistics.median
     busy_ratio = med(busy) / med(idle)
     idle_ratio = med(idle) / med(old_idle)

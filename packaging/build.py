@@ -91,8 +91,15 @@ def run_clean(args: list[str], home: Path, timeout: float) -> subprocess.Complet
 def start_xvfb(display: str) -> subprocess.Popen:
     cmd = ["Xvfb", display, "-screen", "0", "1400x900x24", "-nolisten", "tcp"]
     xvfb = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if Path(f"/tmp/.X11-unix/X{display.lstrip(':')}").exists():
+    env = X_ENV | {"DISPLAY": display}
+    for _ in range(100):  # ready when a client can connect (a stale socket file is not enough)
+        if (
+            xvfb.poll() is None
+            and subprocess.run(
+                ["xdotool", "getdisplaygeometry"], env=env, capture_output=True
+            ).returncode
+            == 0
+        ):
             return xvfb
         time.sleep(0.1)
     xvfb.kill()

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from backend_contract import QUESTION, collect
 
 from models import Cancelled, UnsupportedModel, describe
 from quant import ConversionError
@@ -22,7 +23,6 @@ from runtime.errors import BackendUnavailable
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -183,11 +183,6 @@ def backend(mlx_bf16):
     assert (info.backend, info.device) == ("mlx", "cpu") and info.has_chat_template
     yield b
     b.unload()
-
-
-def collect(stream):
-    chunks = list(stream)
-    return "".join(c.text for c in chunks), chunks
 
 
 @pytest.fixture(scope="module")

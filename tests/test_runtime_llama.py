@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from backend_contract import collect
 
 from models import Catalog, describe
 from runtime import GREEDY, BackendOptions, ContextOverflow, GenerationParams
@@ -28,11 +29,6 @@ def backend(bundled_gguf):
 
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
-
-
-def collect(stream):
-    chunks = list(stream)
-    return "".join(c.text for c in chunks), chunks
 
 
 def test_real_generation_streams_text_and_ends_with_timings(backend):

@@ -40,6 +40,35 @@ def rate(times: list[float]) -> float:
     return 1.0 / statistics.median(b - a for a, b in zip(times, times[1:]))
 
 
+def generate_rate(model, prompt: list[int], max_new_tokens: int) -> tuple[float, int]:
+    """(decode tokens/s, tokens) of transformers' own greedy ``model.generate``, timed by a
+    streamer at every token."""
+    import torch
+    from transformers.generation.streamers import BaseStreamer
+
+    class Clock(BaseStreamer):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def put(self, value) -> None:
+            self.times.append(time.perf_counter())
+
+        def end(self) -> None:
+            pass
+
+    clock = Clock()
+    with torch.inference_mode():
+        model.generate(
+            torch.tensor([prompt]),
+            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            streamer=clock,
+        )
+    t = clock.times[1:]  # the first put is the prompt itself
+    return rate(t), len(t)
+
+
 def ours_decode_rate(backend, tokens: int) -> tuple[float, int]:
     """Arrival times of our streamed chunks (one per token for this English text)."""
     backend.reset_cache()  # a cold prompt each round, like the baseline
@@ -79,7 +108,6 @@ def report(name: str, ours: list[float], base: list[float], n_ours: int, n_base:
 
 def test_torch_backend_vs_transformers_generate(hf_checkpoint):
     import torch
-    from transformers.generation.streamers import BaseStreamer
 
     from runtime.torch_backend import TorchBackend
 
@@ -90,28 +118,8 @@ def test_torch_backend_vs_transformers_generate(hf_checkpoint):
     model = backend.model
     prompt, _, _ = backend.prompt_tokens(MESSAGES, GREEDY)
 
-    class Clock(BaseStreamer):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def put(self, value) -> None:
-            self.times.append(time.perf_counter())
-
-        def end(self) -> None:
-            pass
-
     def baseline() -> tuple[float, int]:
-        clock = Clock()
-        with torch.inference_mode():
-            model.generate(
-                torch.tensor([prompt]),
-                attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                max_new_tokens=TORCH_TOKENS,
-                do_sample=False,
-                streamer=clock,
-            )
-        t = clock.times[1:]  # the first put is the prompt itself
-        return rate(t), len(t)
+        return generate_rate(model, prompt, TORCH_TOKENS)
 
     assert torch.get_num_threads() == TORCH_THREADS
     ours_decode_rate(backend, 4)  # warm-up, both sides

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_backend_bench import MESSAGES, ours_decode_rate, rate
+from test_backend_bench import MESSAGES, generate_rate, ours_decode_rate
 
 from models import describe
 from runtime import GREEDY, BackendOptions
@@ -46,8 +46,6 @@ WARM_LOAD = (
 
 
 def test_torch_compile_and_static_cache_vs_eager_generate(hf_checkpoint, tmp_path, monkeypatch):
-    import torch
-    from transformers.generation.streamers import BaseStreamer
 
     from runtime.torch_backend import TorchBackend
     from runtime.torch_fast import speed_from
@@ -74,28 +72,8 @@ def test_torch_compile_and_static_cache_vs_eager_generate(hf_checkpoint, tmp_pat
     model = eager.model
     prompt, _, _ = eager.prompt_tokens(MESSAGES, GREEDY)
 
-    class Clock(BaseStreamer):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def put(self, value) -> None:
-            self.times.append(time.perf_counter())
-
-        def end(self) -> None:
-            pass
-
     def baseline() -> tuple[float, int]:
-        clock = Clock()
-        with torch.inference_mode():
-            model.generate(
-                torch.tensor([prompt]),
-                attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                max_new_tokens=TOKENS,
-                do_sample=False,
-                streamer=clock,
-            )
-        t = clock.times[1:]  # the first put is the prompt itself
-        return rate(t), len(t)
+        return generate_rate(model, prompt, TOKENS)
 
     sides = {
         "generate": baseline,

@@ -82,6 +82,14 @@ class BenchStore:
             ).fetchall()
         return [r for r in (_parse(row[0]) for row in rows) if r is not None]
 
+    def has(self, model_id: str) -> bool:
+        """Whether ``model_id`` was measured on any machine (no fingerprint needed)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM bench_results WHERE model_id=? LIMIT 1", (model_id,)
+            ).fetchone()
+        return row is not None
+
     def forget(self, model_id: str) -> None:
         with self._lock:
             self._conn.execute("DELETE FROM bench_results WHERE model_id=?", (model_id,))
@@ -93,6 +101,19 @@ def _parse(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def ever_measured(model_id: str, db_path: Path | None = None) -> bool:
+    """Whether any stored result names ``model_id``: a cheap look before this machine's
+    fingerprint (which reads every engine's installed version) is worth computing."""
+    path = Path(db_path) if db_path else paths.database_path()
+    if not path.is_file():
+        return False
+    try:
+        with BenchStore(path) as store:
+            return store.has(model_id)
+    except (sqlite3.Error, OSError, LibraryError):
+        return False
 
 
 def results_here(machine: str, db_path: Path | None = None) -> list[dict[str, Any]]:

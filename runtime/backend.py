@@ -238,11 +238,11 @@ class Backend(ABC):
     ) -> tuple[list[dict[str, Any]] | None, tuple[str, str], GenerationParams]:
         """The tools the template shows, the text that opens and closes a forced call, and
         the params (a forced call is held to its schema): see runtime.tools."""
-        from . import tools as tool_calls
-
         history = any(m.get("role") == "tool" or m.get("tool_calls") for m in messages)
         if params.tools is None and not history:
             return None, ("", ""), params
+        from . import tools as tool_calls
+
         fmt = tool_calls.require_support(self.template_vars.get("chat_template"))
         if params.tools is None or params.tool_choice == "none":
             return None, ("", ""), params

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.benchmarks import results_here
+from models.benchmarks import ever_measured, results_here
 from models.records import ModelRecord
 
 SETTING = "engine"  # the key in ModelRecord.extra
@@ -48,6 +48,8 @@ def setting_reason(record: ModelRecord, engine: str) -> str:
 
 def measured(record: ModelRecord, engines: list[str]) -> Measured | None:
     """The fastest of ``engines`` for ``record`` by the newest bench result on this machine."""
+    if not ever_measured(record.id):  # the usual case, answered without the fingerprint
+        return None
     from .bench_result import BenchResult
     from .machine import fingerprint
 

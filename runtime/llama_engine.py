@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from .errors import BackendUnavailable
+from .machine import physical_cores
 
 MIN_VERSION = (2026, 10)
 MAX_DECODE_THREADS = 8
@@ -25,15 +26,6 @@ GPU_WHEELS = (
     "Vulkan wheel from its own package index (see the xllamacpp README; the macOS wheel "
     "already uses Metal)"
 )
-
-
-def physical_cores() -> int:
-    try:
-        import psutil
-
-        return max(1, psutil.cpu_count(logical=False) or os.cpu_count() or 1)
-    except Exception:
-        return max(1, os.cpu_count() or 1)
 
 
 def _running_here() -> int:
@@ -81,7 +73,7 @@ def thread_counts(requested: int | None = None) -> tuple[int, int]:
     """(decode threads, prompt threads): ``requested`` for both, or the policy above."""
     if requested:
         return requested, requested
-    cores = min(physical_cores(), MAX_DECODE_THREADS)
+    cores = min(physical_cores() or os.cpu_count() or 1, MAX_DECODE_THREADS)
     n = max(1, cores - 1) if others_running() >= 1 else cores
     return n, n
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import queue
 import random
-import secrets
 import threading
 import weakref
 from collections.abc import Generator
@@ -75,7 +75,7 @@ class LlamaCppBackend(Backend):
         n_parallel = opts.n_parallel or default_parallel(header.metadata, per_slot)
         gpu = offload_available(xl)
         n_gpu = opts.n_gpu_layers if opts.n_gpu_layers is not None else (999 if gpu else 0)
-        key = secrets.token_urlsafe(24)
+        key = os.urandom(24).hex()  # (the secrets module would cost a one-shot answer 3 ms)
         params = make_params(
             xl,
             model=str(path),
@@ -263,42 +263,86 @@ def _raise_engine_error(error: Any) -> None:
 
 class _Listener:
     """The engine's own HTTP listener on 127.0.0.1 (locked with our key): one kept-alive
-    connection, shared by the request threads (each call is a millisecond or two)."""
+    connection, shared by the request threads (each call is a millisecond or two).
+
+    Plain HTTP/1.1 over a socket: the peer is llama.cpp's own server on loopback, and
+    http.client with the email parser and ssl it pulls in costs a one-shot answer 15 ms."""
 
     def __init__(self, address: str, key: str) -> None:
         from urllib.parse import urlsplit
 
         url = urlsplit(address)
         self._where = (url.hostname or "127.0.0.1", url.port or 80)
-        self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        self._head = (
+            f"Host: {self._where[0]}:{self._where[1]}\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: application/json\r\n"
+        )
         self._lock = threading.Lock()
-        self._conn: Any = None
+        self._sock: Any = None
+        self._reader: Any = None
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        import http.client
-        import json
-
-        data = json.dumps(body).encode() if body is not None else None
+        data = json.dumps(body).encode() if body is not None else b""
+        head = f"{method} {path} HTTP/1.1\r\n{self._head}Content-Length: {len(data)}\r\n\r\n"
         with self._lock:
             for attempt in (0, 1):
-                if self._conn is None:
-                    self._conn = http.client.HTTPConnection(*self._where, timeout=60)
                 try:
-                    self._conn.request(method, path, data, self._headers)
-                    reply = self._conn.getresponse()
-                    payload = reply.read()
+                    if self._sock is None:
+                        import socket
+
+                        self._sock = socket.create_connection(self._where, timeout=60)
+                        self._reader = self._sock.makefile("rb")
+                    self._sock.sendall(head.encode("latin-1") + data)
+                    status, payload, keep = _read_reply(self._reader)
+                    if not keep:
+                        self._close()
                     break
-                except (OSError, http.client.HTTPException):
-                    self._conn.close()
-                    self._conn = None
+                except (OSError, ValueError):
+                    self._close()
                     if attempt:
                         raise ModelLoadError("the llama.cpp engine stopped answering") from None
-        if reply.status != 200:
-            raise ModelLoadError(f"the llama.cpp engine refused {path} (HTTP {reply.status})")
+        if status != 200:
+            raise ModelLoadError(f"the llama.cpp engine refused {path} (HTTP {status})")
         return json.loads(payload)
+
+    def _close(self) -> None:
+        if self._sock is not None:
+            self._reader.close()
+            self._sock.close()
+        self._sock = self._reader = None
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._close()
+
+
+def _read_reply(reader: Any) -> tuple[int, bytes, bool]:
+    """(status, body, whether the connection stays open) of one HTTP/1.1 reply."""
+    status_line = reader.readline(65537)
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+        raise ValueError("not an HTTP reply")
+    status = int(parts[1])
+    headers = {}
+    while True:
+        line = reader.readline(65537)
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    keep = headers.get("connection", "").lower() != "close"
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = bytearray()
+        while size := int(reader.readline(65537).split(b";")[0], 16):
+            body += reader.read(size)
+            reader.readline(65537)
+        while reader.readline(65537) not in (b"\r\n", b"\n", b""):
+            pass  # trailers
+        return status, bytes(body), keep
+    if "content-length" in headers:
+        length = int(headers["content-length"])
+        body = reader.read(length)
+        if len(body) != length:
+            raise ValueError("the reply ended early")
+        return status, body, keep
+    return status, reader.read(), False

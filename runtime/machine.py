@@ -13,7 +13,6 @@ import hashlib
 import os
 import platform
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,30 @@ ENGINE_PACKAGES = (
 )
 
 
+def physical_cores() -> int | None:
+    """Cores, not hardware threads (Linux reads its CPU topology; elsewhere psutil)."""
+    if sys.platform.startswith("linux"):
+        root = "/sys/devices/system/cpu"
+        cores = set()
+        try:
+            for name in os.listdir(root):
+                if name[3:].isdigit() and name.startswith("cpu"):
+                    with open(
+                        f"{root}/{name}/topology/thread_siblings_list", encoding="ascii"
+                    ) as fh:
+                        cores.add(fh.read().strip())
+        except OSError:
+            cores = set()
+        if cores:
+            return len(cores)
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False)
+    except ImportError:
+        return None
+
+
 def cpu_info() -> dict[str, Any]:
     """The CPU: model name, machine, core counts and the vector features the engines use."""
     info: dict[str, Any] = {
@@ -48,12 +71,7 @@ def cpu_info() -> dict[str, Any]:
         "logical_cores": os.cpu_count(),
         "features": [],
     }
-    try:
-        import psutil
-
-        info["physical_cores"] = psutil.cpu_count(logical=False)
-    except ImportError:
-        info["physical_cores"] = None
+    info["physical_cores"] = physical_cores()
     if sys.platform.startswith("linux"):
         try:
             text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
@@ -92,6 +110,8 @@ def cpu_info() -> dict[str, Any]:
 
 def engine_versions() -> dict[str, str]:
     """Installed engine packages and their versions (absent ones left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     found = {}
     for dist in ENGINE_PACKAGES:
         try:

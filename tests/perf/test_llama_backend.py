@@ -48,23 +48,62 @@ def measure(stream) -> tuple[float, float, int]:
     return first - t0, (n - 1) / (last - first), n
 
 
-def test_backend_matches_direct_llama_cpp(bundled_gguf):
-    import llama_cpp
+# The peer (llama-cpp-python, the old way) runs in a process of its own: llama-cpp-python and xllamacpp each carry a copy
+# of ggml, and once llama-cpp-python has run in a process, xllamacpp with two threads in that
+# same process decoded at 62-70 tokens/s instead of 100-120 (measured here), which no user sees.
+PEER = """
+import sys, time, llama_cpp
+model, prompt_file, threads, n_ctx, max_tokens = sys.argv[1:6]
+prompt = open(prompt_file, encoding="utf-8").read()
+llm = llama_cpp.Llama(model_path=model, n_ctx=int(n_ctx), n_threads=int(threads),
+                      n_threads_batch=int(threads), n_gpu_layers=0, verbose=False)
+for _ in sys.stdin:
+    llm.reset()  # a cold prompt every run, as on our side
+    t0 = time.perf_counter()
+    first = last = None
+    n = 0
+    for _ in llm.create_completion(prompt, max_tokens=int(max_tokens), temperature=0.0, stream=True):
+        now = time.perf_counter()
+        first = first or now
+        last = now
+        n += 1
+    print(first - t0, (n - 1) / (last - first), flush=True)
+"""
 
+
+class Peer:
+    """llama-cpp-python in a process of its own, answering the same prompt on each call."""
+
+    def __init__(self, model, prompt: str, threads: int, folder) -> None:
+        prompt_file = folder / "prompt.txt"
+        prompt_file.write_text(prompt, encoding="utf-8")
+        args = [str(model), str(prompt_file), str(threads), str(N_CTX), str(MAX_TOKENS)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", PEER, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self) -> tuple[float, float]:
+        """(time to first token, decode tokens/s) of one answer."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        ttft, tps = self.proc.stdout.readline().split()
+        return float(ttft), float(tps)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def test_backend_matches_direct_llama_cpp(bundled_gguf, tmp_path):
     ours = LlamaCppBackend(
         describe(bundled_gguf), BackendOptions(n_ctx=N_CTX, n_threads=THREADS, n_parallel=1)
     )
     ours.load()
-    direct = llama_cpp.Llama(
-        model_path=str(bundled_gguf),
-        n_ctx=N_CTX,
-        n_threads=THREADS,
-        n_threads_batch=THREADS,
-        n_batch=512,
-        n_gpu_layers=0,
-        verbose=False,
-    )
-    prompt, _ = ours.render(MESSAGES)
+    direct = Peer(bundled_gguf, ours.render(MESSAGES)[0], THREADS, tmp_path)
     params = GREEDY.replace(max_tokens=MAX_TOKENS)
 
     def run_ours():
@@ -72,11 +111,7 @@ def test_backend_matches_direct_llama_cpp(bundled_gguf):
         chunks = (c for c in ours.stream(MESSAGES, params) if c.finish_reason is None and c.text)
         return measure(chunks)
 
-    def run_direct():
-        direct.reset()
-        return measure(
-            direct.create_completion(prompt, max_tokens=MAX_TOKENS, temperature=0.0, stream=True)
-        )
+    run_direct = direct.run
 
     run_ours(), run_direct()  # warm-up
     results = {"ours": [], "direct": []}
@@ -96,27 +131,6 @@ def test_backend_matches_direct_llama_cpp(bundled_gguf):
     direct.close()
     assert decode_ratio >= 0.97
     assert ttft_ratio <= 1.05
-
-
-# The old way runs in a process of its own: llama-cpp-python and xllamacpp each carry a copy
-# of ggml, and once llama-cpp-python has run in a process, xllamacpp with two threads in that
-# same process decoded at 62-70 tokens/s instead of 100-120 (measured here), which no user sees.
-PEER = """
-import sys, time, llama_cpp
-model, prompt_file, threads, n_ctx, max_tokens = sys.argv[1:6]
-prompt = open(prompt_file, encoding="utf-8").read()
-llm = llama_cpp.Llama(model_path=model, n_ctx=int(n_ctx), n_threads=int(threads),
-                      n_threads_batch=int(threads), n_gpu_layers=0, verbose=False)
-for _ in sys.stdin:
-    first = last = None
-    n = 0
-    for _ in llm.create_completion(prompt, max_tokens=int(max_tokens), temperature=0.0, stream=True):
-        now = time.perf_counter()
-        first = first or now
-        last = now
-        n += 1
-    print((n - 1) / (last - first), flush=True)
-"""
 
 
 def busy_process() -> subprocess.Popen:
@@ -147,21 +161,10 @@ def test_decode_keeps_its_speed_beside_a_busy_process(bundled_gguf, tmp_path):
         finally:
             backend.unload()
 
-    prompt_file = tmp_path / "prompt.txt"
-    prompt_file.write_text(ours_once()[1], encoding="utf-8")
-    args = [str(bundled_gguf), str(prompt_file), str(cores), str(N_CTX), str(MAX_TOKENS)]
-    before = subprocess.Popen(
-        [sys.executable, "-c", PEER, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    before = Peer(bundled_gguf, ours_once()[1], cores, tmp_path)
 
     def run_before() -> float:
-        assert before.stdin is not None and before.stdout is not None
-        before.stdin.write("run\n")
-        before.stdin.flush()
-        return float(before.stdout.readline())
+        return before.run()[1]
 
     run_before()
     idle, busy, old_idle, old_busy, busy_threads = [], [], [], [], []
@@ -177,8 +180,7 @@ def test_decode_keeps_its_speed_beside_a_busy_process(bundled_gguf, tmp_path):
         finally:
             hog.kill()
             hog.wait()
-    before.kill()
-    before.wait()
+    before.close()
     med = statistics.median
     busy_ratio = med(busy) / med(idle)
     idle_ratio = med(idle) / med(old_idle)

@@ -180,6 +180,10 @@ class LlamaCppBackend(Backend):
             "cache_prompt": not cold,
             "n_probs": 0,
         }
+        if params.stop:
+            # llama.cpp ends the answer itself and still reports its timings (the
+            # speculation counts); the base class's own stop check stays the rule.
+            request["stop"] = list(params.stop)
         if params.json_schema is not None:
             # Checked by runtime.structured first: llama.cpp runs a schema it cannot
             # enforce unconstrained, without a word.

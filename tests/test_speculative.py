@@ -17,13 +17,13 @@ from runtime.llamacpp import LlamaCppBackend
 pytestmark = pytest.mark.slow
 
 
-def _answer(bundled_gguf, max_tokens=60, **options):
+def _answer(bundled_gguf, max_tokens=60, stop=(), **options):
     b = LlamaCppBackend(
         describe(bundled_gguf), BackendOptions(n_ctx=1024, n_threads=1, n_parallel=1, **options)
     )
     info = b.load()
     try:
-        chunks = list(b.stream(MESSAGES, GREEDY.replace(max_tokens=max_tokens)))
+        chunks = list(b.stream(MESSAGES, GREEDY.replace(max_tokens=max_tokens, stop=stop)))
     finally:
         b.unload()
     return info, "".join(c.text for c in chunks), chunks[-1]
@@ -39,6 +39,14 @@ def test_ngram_speculation_answers_by_copying_and_reports_acceptance(bundled_ggu
     assert t.draft_tokens > 0 and 0 < t.accepted_tokens <= t.draft_tokens
     assert t.acceptance == t.accepted_tokens / t.draft_tokens
     assert t.generation_tokens_per_s > 0
+
+
+def test_an_answer_ended_by_a_stop_string_still_counts_its_drafts(bundled_gguf):
+    info, text, last = _answer(bundled_gguf, speculate="ngram", stop=('"width"',))
+    assert last.finish_reason == "stop"
+    assert text and '"width"' not in text  # cut before the stop string
+    t = last.timings
+    assert t.draft_tokens > 0 and 0 < t.accepted_tokens <= t.draft_tokens
 
 
 def test_without_speculation_nothing_is_proposed(bundled_gguf):

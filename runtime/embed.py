@@ -174,14 +174,14 @@ def embed_remote(record: ModelRecord, items: list[str], encoding_format: str) ->
     import httpx
 
     from .errors import RemoteError
-    from .remote import (
+    from .remote_server import (
         CONNECT_TIMEOUT_S,
-        _headers,
-        _net_words,
-        _refusal,
         api_key_from_env,
+        net_words,
         normalize_base_url,
+        refusal,
         refuse_if_offline,
+        request_headers,
     )
 
     extra = record.extra or {}
@@ -191,13 +191,13 @@ def embed_remote(record: ModelRecord, items: list[str], encoding_format: str) ->
     body = {"model": extra.get("remote_model"), "input": items, "encoding_format": encoding_format}
     try:
         with httpx.Client(timeout=httpx.Timeout(CONNECT_TIMEOUT_S, read=120.0)) as client:
-            resp = client.post(f"{base}/embeddings", json=body, headers=_headers(key))
+            resp = client.post(f"{base}/embeddings", json=body, headers=request_headers(key))
     except httpx.HTTPError as exc:
-        raise RemoteError(f"could not reach the server at {base} ({_net_words(exc)})") from None
+        raise RemoteError(f"could not reach the server at {base} ({net_words(exc)})") from None
     if resp.status_code == 404:
         raise ModelCannotEmbed(f"the server at {base} makes no embeddings (it has no /embeddings)")
     if resp.status_code != 200:
-        raise _refusal(resp, base)
+        raise refusal(resp, base)
     try:
         answer = resp.json()
         data = sorted(answer["data"], key=lambda d: d.get("index", 0))

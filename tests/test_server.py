@@ -468,7 +468,8 @@ def test_offline_mode_refuses_remote_engines_on_other_machines(monkeypatch):
     """Offline means no network request: a remote engine on another machine is refused in
     words before any connection; one on this machine (loopback) is not the network."""
     from runtime import RemoteError
-    from runtime.remote import RemoteBackend, list_remote_models, remote_record
+    from runtime.remote import RemoteBackend
+    from runtime.remote_server import list_remote_models, remote_record
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     far = remote_record("cluster", "http://192.0.2.10:8000/v1", "llama-70b")  # unroutable

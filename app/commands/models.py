@@ -70,7 +70,7 @@ def register_add_remote(msub: Any) -> None:
 
 def run_add_remote(args: argparse.Namespace) -> int:
     from models import Catalog
-    from runtime.remote import (
+    from runtime.remote_server import (
         api_key_from_env,
         context_length_of,
         list_remote_models,

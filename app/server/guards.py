@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from runtime.remote import is_loopback_host
+from runtime.remote_server import is_loopback_host
 
 from .config import ServerConfig
 from .errors import BadRequest, error_body

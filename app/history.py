@@ -3,7 +3,9 @@
 Qt-free, so the GUI, the CLI and the HTTP server can share it. Every finished message is
 committed on its own (WAL, synchronous=FULL): a crash or a SIGKILL of the app loses at most
 the answer that was still streaming. An answer that was cut short (stopped, engine crash) is
-kept with its finish reason.
+kept with its finish reason. A reasoning model's thought is kept with its answer (shown
+again when the conversation is reopened); the tables and their upgrades are
+:mod:`app.history_schema`'s.
 """
 
 from __future__ import annotations
@@ -16,42 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from models import paths
-from models.db import connect, ensure_schema
+from models.db import connect
 from models.errors import FiresideError
 from models.records import now_iso
 
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    title TEXT NOT NULL,
-    model_id TEXT,
-    system_prompt TEXT NOT NULL DEFAULT '',
-    preset TEXT,
-    params TEXT NOT NULL DEFAULT '{}',
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-    position INTEGER NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
-    content TEXT NOT NULL,
-    model_id TEXT,
-    finish_reason TEXT,
-    error TEXT,
-    prompt_tokens INTEGER,
-    completion_tokens INTEGER,
-    time_to_first_token_s REAL,
-    tokens_per_s REAL,
-    total_s REAL,
-    created_at TEXT NOT NULL,
-    UNIQUE (conversation_id, position)
-);
-CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages(conversation_id, position);
-CREATE INDEX IF NOT EXISTS conversations_by_update ON conversations(updated_at)
-"""
+from .history_schema import ensure_history_schema
 
 DEFAULT_TITLE = "New chat"
 TITLE_CHARS = 60
@@ -68,6 +39,7 @@ class StoredMessage:
     position: int
     role: str
     content: str
+    thought: str = ""  # a reasoning model's thinking before this answer (never sent back)
     model_id: str | None = None
     finish_reason: str | None = None
     error: str | None = None
@@ -120,7 +92,7 @@ class History:
         self.db_path = Path(db_path) if db_path else paths.database_path()
         self._conn = connect(self.db_path)
         self._lock = threading.RLock()
-        ensure_schema(self._conn, "history", SCHEMA_VERSION, SCHEMA)
+        ensure_history_schema(self._conn)
 
     def close(self) -> None:
         with self._lock:
@@ -257,6 +229,7 @@ class History:
         role: str,
         content: str,
         *,
+        thought: str = "",
         model_id: str | None = None,
         finish_reason: str | None = None,
         error: str | None = None,
@@ -279,15 +252,16 @@ class History:
             position = int(row[0])
             statements: list[tuple[str, tuple | dict]] = [
                 (
-                    "INSERT INTO messages (conversation_id, position, role, content, model_id, "
-                    "finish_reason, error, prompt_tokens, completion_tokens, "
+                    "INSERT INTO messages (conversation_id, position, role, content, thought, "
+                    "model_id, finish_reason, error, prompt_tokens, completion_tokens, "
                     "time_to_first_token_s, tokens_per_s, total_s, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         conversation_id,
                         position,
                         role,
                         content,
+                        thought,
                         model_id,
                         finish_reason,
                         error,
@@ -312,8 +286,8 @@ class History:
     def update_message(self, message_id: int, **changes: Any) -> None:
         """Change a stored message (an answer's draft, as it grows and when it ends)."""
         allowed = {
-            "content", "finish_reason", "error", "prompt_tokens", "completion_tokens",
-            "time_to_first_token_s", "tokens_per_s", "total_s",
+            "content", "thought", "finish_reason", "error", "prompt_tokens",
+            "completion_tokens", "time_to_first_token_s", "tokens_per_s", "total_s",
         }  # fmt: skip
         unknown = set(changes) - allowed
         if unknown:

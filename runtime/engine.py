@@ -7,43 +7,28 @@ within a poll interval and reports it in plain words; the next ``load`` starts a
 Every message on the pipe carries a request id, so concurrent streams share one child: the
 child runs each stream on a thread of its own (as many at once as the backend serves in
 parallel; llama.cpp batches them, the others take turns), and the parent's reader thread
-hands each message to the stream it belongs to.
+hands each message to the stream it belongs to. The child's side is runtime.engine_child.
 """
 
 from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
-import pickle
 import queue
 import signal
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
-import models.errors as model_errors
 from models.records import ModelRecord
 
 from .backend import BackendOptions
+from .engine_child import child_main
 from .errors import EngineCrashed, ModelLoadError
 from .params import GenerationParams
 from .types import Chunk, Message, ModelInfo, Progress
 
 POLL_S = 0.05
-
-
-def _whole(exc: BaseException) -> model_errors.FiresideError:
-    """The error to send to the parent as it is (class, message and attributes, pickled):
-    one of ours from any layer, or a plain sentence for anything else. Never a class name."""
-    if isinstance(exc, model_errors.FiresideError):
-        exc.__traceback__ = None
-        exc.__cause__ = exc.__context__ = None
-        try:
-            pickle.loads(pickle.dumps(exc))
-            return exc
-        except Exception:
-            return model_errors.FiresideError(str(exc))
-    return model_errors.FiresideError(f"the engine failed: {model_errors.describe(exc)}")
 
 
 def _describe_exit(code: int | None) -> str:
@@ -55,120 +40,6 @@ def _describe_exit(code: int | None) -> str:
         except ValueError:
             return f"crashed (signal {-code})"
     return f"exited unexpectedly (status {code})"
-
-
-class _Child:  # pragma: no cover - runs in the child
-    """The child's side: one reader loop (this thread) and a thread per stream."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-        self.send_lock = threading.Lock()
-        self.backend: Any = None
-        self.streams: dict[int, threading.Event] = {}
-        self.threads: dict[int, threading.Thread] = {}
-        self.gate = threading.Semaphore(1)
-
-    def send(self, *msg: Any) -> None:
-        with self.send_lock:
-            self.conn.send(msg)
-
-    def stop_streams(self) -> None:
-        for event in list(self.streams.values()):
-            event.set()
-        for thread in list(self.threads.values()):
-            thread.join()
-
-    def run_stream(self, rid: int, op: str, payload: Any, params: Any) -> None:
-        cancel = self.streams[rid]
-        try:
-            with self.gate:
-                backend = self.backend
-                if backend is None:
-                    raise ModelLoadError("no model is loaded")
-                gen = (
-                    backend.stream(payload, params, cancel)
-                    if op == "chat"
-                    else backend.complete(payload, params, cancel)
-                )
-                started = False
-                try:
-                    for chunk in gen:
-                        started = True
-                        self.send("chunk", rid, chunk)
-                except Exception as exc:
-                    if not started:
-                        raise
-                    self.send("chunk", rid, Chunk("", 0, 0, "error", error=str(_whole(exc))))
-        except Exception as exc:
-            self.send("error", rid, _whole(exc))
-        finally:
-            self.streams.pop(rid, None)
-            self.threads.pop(rid, None)
-
-    def handle(self, msg: tuple) -> bool:
-        op, rid = msg[0], msg[1]
-        if op == "load":
-            _, _, record, options, override = msg
-            self.stop_streams()
-            if self.backend is not None:
-                self.backend.unload()
-                self.backend = None
-            from .dispatch import create_backend
-
-            candidate = create_backend(record, options, override)
-            info = candidate.load(lambda d, t: self.send("progress", rid, d, t))
-            self.backend = candidate
-            self.gate = threading.Semaphore(max(1, info.parallel))
-            self.send("loaded", rid, info)
-        elif op in ("chat", "complete"):
-            self.streams[rid] = threading.Event()
-            thread = threading.Thread(
-                target=self.run_stream, args=(rid, op, msg[2], msg[3]), daemon=True
-            )
-            self.threads[rid] = thread
-            thread.start()
-        elif op == "cancel":
-            targets = self.streams.values() if msg[2] is None else [self.streams.get(msg[2])]
-            for event in list(targets):
-                if event is not None:
-                    event.set()
-        elif op == "tokenize":
-            n = len(self.backend.prompt_tokens(msg[2], msg[3])[0]) if self.backend else 0
-            self.send("result", rid, n)
-        elif op == "unload":
-            self.stop_streams()
-            if self.backend is not None:
-                self.backend.unload()
-            self.backend = None
-            self.send("ok", rid)
-        elif op == "exit":
-            self.shut_down()
-            return False
-        return True
-
-    def shut_down(self) -> None:
-        self.stop_streams()
-        if self.backend is not None:
-            self.backend.unload()
-            self.backend = None
-
-    def main(self) -> None:
-        while True:
-            try:
-                msg = self.conn.recv()
-            except (EOFError, OSError):
-                self.shut_down()  # the parent is gone
-                return
-            try:
-                if not self.handle(msg):
-                    return
-            except Exception as exc:
-                self.send("error", msg[1], _whole(exc))
-
-
-def _child_main(conn: Any) -> None:  # pragma: no cover - runs in the child
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the parent
-    _Child(conn).main()
 
 
 class EngineStream:
@@ -267,7 +138,7 @@ class Engine:
             return
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
-            target=_child_main, args=(child,), name="fireside-engine", daemon=True
+            target=child_main, args=(child,), name="fireside-engine", daemon=True
         )
         proc.start()
         child.close()

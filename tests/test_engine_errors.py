@@ -9,12 +9,12 @@ import pickle
 from models.errors import FiresideError
 from models.hub import DiskFull
 from quant.errors import NotEnoughSpace
-from runtime.engine import _whole
+from runtime.engine_child import whole_error
 from runtime.errors import ContextOverflow
 
 
 def crossed(exc: BaseException) -> BaseException:
-    return pickle.loads(pickle.dumps(_whole(exc)))
+    return pickle.loads(pickle.dumps(whole_error(exc)))
 
 
 def test_our_errors_from_every_layer_arrive_as_themselves() -> None:

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from models.errors import Cancelled, FiresideError
@@ -37,6 +35,7 @@ from models.records import ModelRecord
 
 from .backend import BackendOptions
 from .engine import Engine
+from .host_slots import LoadedModel, ModelSlot
 from .params import GenerationParams
 from .types import Chunk, Message, ModelInfo, Progress
 
@@ -45,54 +44,6 @@ WAIT_POLL_S = 0.05
 
 def _is_remote(record: ModelRecord) -> bool:
     return record.format == "remote"
-
-
-@dataclass
-class _Slot:
-    record: ModelRecord
-    engine: Engine | None = None
-    active: int = 0  # requests admitted and not yet finished
-    exclusive: bool = False  # held alone: loading ahead, unloading, making room
-    waiting: deque = field(default_factory=deque)
-    last_used: float = field(default_factory=time.monotonic)
-
-    @property
-    def busy(self) -> bool:
-        return self.active > 0 or self.exclusive
-
-    @property
-    def capacity(self) -> int:
-        """Requests this model may serve at once: its engine's parallel slots once loaded
-        (until then one, the request that loads it)."""
-        engine = self.engine
-        info = engine.info if engine is not None else None
-        return max(1, info.parallel) if info is not None and self.loaded else 1
-
-    def admits(self, exclusive: bool) -> bool:
-        if self.exclusive:
-            return False
-        return self.active == 0 if exclusive else self.active < self.capacity
-
-    @property
-    def loaded(self) -> bool:
-        """A model answered ``load`` and its child is still alive (a child that died while
-        idle, e.g. killed for memory, counts as unloaded: the next request loads again)."""
-        engine = self.engine
-        return engine is not None and engine.info is not None and engine.pid is not None
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """What :meth:`ModelHost.status` says about one model."""
-
-    model_id: str
-    loaded: bool
-    busy: bool
-    queued: int
-    idle_s: float
-    info: ModelInfo | None
-    pid: int | None = None  # the engine child's process id while it runs
-    active: int = 0  # answers being generated right now
 
 
 class HostRequest:
@@ -185,7 +136,7 @@ class ModelHost:
         self.options = options or BackendOptions()
         self._engine_factory = engine_factory
         self._cond = threading.Condition()
-        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._slots: dict[tuple[str, str], ModelSlot] = {}
         self._closed = False
         self._reaper: threading.Thread | None = None
         if self.idle_unload_s is not None:
@@ -322,7 +273,9 @@ class ModelHost:
         self.close()
 
     # -- queueing ------------------------------------------------------------------------
-    def _acquire(self, record: ModelRecord, cancelled: Any, *, exclusive: bool = False) -> _Slot:
+    def _acquire(
+        self, record: ModelRecord, cancelled: Any, *, exclusive: bool = False
+    ) -> ModelSlot:
         """Wait for this model's turn (first come, first served); Cancelled if cancelled.
 
         ``exclusive``: wait until nothing else runs on it, and keep it alone (to unload)."""
@@ -332,7 +285,7 @@ class ModelHost:
             self._check_open()
             slot = self._slots.get(key)
             if slot is None:
-                slot = self._slots[key] = _Slot(record)
+                slot = self._slots[key] = ModelSlot(record)
             slot.waiting.append(ticket)
             try:
                 while not slot.admits(exclusive) or slot.waiting[0] is not ticket:
@@ -355,7 +308,7 @@ class ModelHost:
             self._cond.notify_all()  # the next in line may be admitted beside this one
             return slot
 
-    def _release(self, slot: _Slot, *, exclusive: bool = False) -> None:
+    def _release(self, slot: ModelSlot, *, exclusive: bool = False) -> None:
         with self._cond:
             if exclusive:
                 slot.exclusive = False
@@ -371,7 +324,7 @@ class ModelHost:
             raise FiresideError("the model host has been shut down")
 
     # -- loading and unloading -----------------------------------------------------------
-    def _ensure_loaded(self, slot: _Slot, progress: Progress | None) -> Engine:
+    def _ensure_loaded(self, slot: ModelSlot, progress: Progress | None) -> Engine:
         if slot.loaded:
             return slot.engine  # type: ignore[return-value]
         if slot.engine is not None:
@@ -388,7 +341,7 @@ class ModelHost:
             self._cond.notify_all()  # its other slots may take the next requests now
         return slot.engine
 
-    def _make_room(self, wanted: _Slot) -> None:
+    def _make_room(self, wanted: ModelSlot) -> None:
         """Unload least-recently-used idle models until one more fits under ``max_loaded``.
 
         Remote models hold no weights here, so they neither count nor make room.
@@ -418,7 +371,7 @@ class ModelHost:
             finally:
                 self._release(victim, exclusive=True)
 
-    def _close_engine(self, slot: _Slot) -> None:
+    def _close_engine(self, slot: ModelSlot) -> None:
         engine, slot.engine = slot.engine, None
         if engine is not None:
             engine.close()

@@ -31,7 +31,15 @@ def _child(conn: Any, stop: Any, db_path: str, job: dict[str, Any]) -> None:
 
     try:
         catalog = Catalog(Path(db_path))
-        options = Options(report=job.pop("report"))
+        spec = job.pop("imatrix")
+        weights = None
+        if spec:  # "auto": measured from the source first; else a llama.cpp file, read
+            from quant.imatrix import weights_for
+
+            weights = weights_for(
+                spec, job["source"], to=job["to"], progress=send("imatrix"), cancel=stop
+            )
+        options = Options(report=job.pop("report"), imatrix=weights, imatrix_from=spec)
         result = convert_into_library(
             catalog=catalog,
             options=options,
@@ -57,19 +65,26 @@ def convert_in_child(
     name: str | None = None,
     source_id: str | None = None,
     report: bool = True,
+    imatrix: str | None = None,
+    imatrix_progress: Progress | None = None,
     progress: Progress | None = None,
     report_progress: Progress | None = None,
     cancel: Any = None,
 ) -> Any:
     """What :func:`quant.convert_into_library` returns, computed in a child
-    (spawned: no copy of the window's threads or Qt state)."""
+    (spawned: no copy of the window's threads or Qt state). ``imatrix``: ``"auto"`` (an
+    importance matrix computed from the source first, its progress to ``imatrix_progress``)
+    or a llama.cpp imatrix file's path, as ``fireside convert --imatrix`` takes."""
     from models import Cancelled
     from quant import ConversionError, remove_partials
 
     mp = multiprocessing.get_context("spawn")
     stop = mp.Event()
     ours, theirs = mp.Pipe(duplex=False)
-    job = {"source": folder, "to": to, "name": name, "source_id": source_id, "report": report}
+    job = {
+        "source": folder, "to": to, "name": name, "source_id": source_id, "report": report,
+        "imatrix": imatrix,
+    }  # fmt: skip
     child = mp.Process(
         target=_child, args=(theirs, stop, str(db_path), job), name="fireside-convert", daemon=True
     )
@@ -91,6 +106,8 @@ def convert_in_child(
             kind = message[0]
             if kind == "progress" and progress:
                 progress(message[1], message[2])
+            elif kind == "imatrix" and imatrix_progress:
+                imatrix_progress(message[1], message[2])
             elif kind == "report" and report_progress:
                 report_progress(message[1], message[2])
             elif kind in ("done", "cancelled", "error"):

@@ -107,9 +107,12 @@ def test_convert_to_q4_k_m_and_mlx_4bit_from_the_page(qtbot, window, hf_checkpoi
     assert seen == sorted(seen) and max(seen) == 1.0 and len(seen) > 3
     assert abs(record.size_bytes - expected) < 0.1 * expected, (record.size_bytes, expected)
     assert 0.005 < report.kl < 0.1 and 0.75 < report.top1 < 0.99, report
-    assert page.result.isVisible() and "is in your library" in page.result_title.text()
-    assert page.verdict.text() == report.describe()
-    assert "Mean KL divergence" in page.numbers.text() and "same top token" in page.numbers.text()
+    assert page.result.isVisible() and "is in your library" in page.result.title.text()
+    assert page.result.verdict.text() == report.describe()
+    assert (
+        "Mean KL divergence" in page.result.numbers.text()
+        and "same top token" in page.result.numbers.text()
+    )
     assert w.controller.stage == "Done" and not page.cancel_button.isVisible()
 
     stored = Catalog(fresh_home / "fireside.db").get(record.id)
@@ -122,7 +125,7 @@ def test_convert_to_q4_k_m_and_mlx_4bit_from_the_page(qtbot, window, hf_checkpoi
     assert library_files(fresh_home) == [Path(stored.path).name]
     assert any("is in your library" in text for _, text in w.banner)
     with qtbot.waitSignal(w.ctx.use_model, timeout=1000) as chat:
-        qtbot.mouseClick(page.chat_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(page.result.chat_button, Qt.MouseButton.LeftButton)
     assert chat.args == [record.id]
 
     result = convert_from_page(qtbot, w, "mlx-4bit")
@@ -130,7 +133,7 @@ def test_convert_to_q4_k_m_and_mlx_4bit_from_the_page(qtbot, window, hf_checkpoi
     assert mlx.format == "mlx" and mlx.provenance["quality"]["kind"] == "mlx-4bit"
     assert mlx.provenance["quality"]["kl"] == pytest.approx(result.report.kl, abs=1e-6)
     assert result.report.kl > report.kl  # 4-bit embeddings and g64 groups lose more
-    assert page.verdict.text() == result.report.describe()
+    assert page.result.verdict.text() == result.report.describe()
     assert len(library_files(fresh_home)) == 2
 
 
@@ -151,8 +154,8 @@ def test_onnx_int8_from_the_page_with_its_report(qtbot, window, hf_checkpoint, f
     quality = stored.provenance["quality"]
     assert quality["kind"] == "onnx-int8" and "ONNX Runtime" in quality["method"]
     assert result.report.kl < 0.01 and result.report.top1 > 0.85, result.report
-    assert page.verdict.text() == result.report.describe()
-    assert "same top token" in page.numbers.text()
+    assert page.result.verdict.text() == result.report.describe()
+    assert "same top token" in page.result.numbers.text()
     assert library_files(fresh_home) == [Path(stored.path).name]
 
 
@@ -294,7 +297,7 @@ def test_building_the_page_loads_no_converter(fresh_home) -> None:
         "from app.settings import Settings\n"
         "ctx = AppContext(settings=Settings(), history=History(), host=None)\n"
         "page = ConvertPage(ctx, ConvertController(ctx))\n"
-        "assert page.target_box.count() == 12, page.target_box.count()\n"
+        "assert page.target_box.count() == 15, page.target_box.count()\n"
         "loaded = ('numpy', 'gguf', 'quant.targets', 'quant.mlx', 'quant.onnx', 'quant.to_gguf')\n"
         "loaded = [m for m in loaded if m in sys.modules]\n"
         "assert not loaded, loaded\n"
@@ -304,3 +307,75 @@ def test_building_the_page_loads_no_converter(fresh_home) -> None:
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# -- the importance matrix ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_llama(hf_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama (hidden 64, two layers): its matrix is computed in under a second."""
+    from tiny_models import build_tiny
+
+    return build_tiny(
+        "LlamaForCausalLM", tmp_path_factory.mktemp("gui-imatrix") / "tiny", hf_checkpoint
+    )
+
+
+def test_the_page_knows_which_types_take_a_matrix_as_quant_does() -> None:
+    from app.gui.convert import IMATRIX_TARGETS, NEEDS_IMATRIX, TARGETS
+    from quant import OUTPUT_TYPES
+
+    assert {n for n, t in OUTPUT_TYPES.items() if t.mixed} == IMATRIX_TARGETS
+    assert {n for n, t in OUTPUT_TYPES.items() if t.needs_imatrix} == NEEDS_IMATRIX
+    assert set(OUTPUT_TYPES) <= {to for to, _ in TARGETS}  # every GGUF type is offered
+
+
+def test_a_type_that_needs_a_matrix_computes_one_from_the_source(
+    qtbot, window, tiny_llama, fresh_home
+) -> None:
+    from app.gui.convert_parts import NONE
+
+    w, page = window, window.page
+    choice = page.imatrix
+    page.select_source(str(tiny_llama))
+    for to in ("gguf-q8_0", "gguf-f16", "mlx-4bit", "onnx-int8"):
+        assert page.select_target(to) and not choice.isVisible() and choice.spec() is None
+    assert page.select_target("gguf-q4_k_m") and choice.isVisible()
+    assert choice.choice() == NONE and choice.spec() is None and page.can_start()
+    assert "follows the original more closely" in choice.note.text()
+    q3 = page.target_box.findData("gguf-q3_k_m")
+    assert "needs an importance matrix" in page.target_box.itemData(q3, Qt.ItemDataRole.ToolTipRole)
+
+    assert page.select_target("gguf-q3_k_m")  # picks "compute", and says why
+    assert choice.spec() == "auto" and page.can_start(), page.status.text()
+    assert not choice.box.model().item(choice.box.findData(NONE)).isEnabled()
+    assert choice.note.text().startswith(
+        "GGUF Q3_K_M needs an importance matrix: Fireside computes one from the source"
+    )
+    stages: list[str] = []
+    seen: list[float] = []
+    w.controller.progressed.connect(
+        lambda: (stages.append(w.controller.stage), seen.append(w.controller.fraction))
+    )
+    result = convert_from_page(qtbot, w, "gguf-q3_k_m")
+    assert stages[0] == "Computing the importance matrix from the source…"
+    order = list(dict.fromkeys(s for s in stages if s.endswith("…")))
+    assert order == [stages[0], "Converting to GGUF Q3_K_M…", "Checking the quality…"], order
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    stored = Catalog(fresh_home / "fireside.db").get(result.record.id)
+    assert stored.quantization == "Q3_K_M" and stored.provenance["imatrix"] == "auto"
+    assert result.report is not None and result.report.kl < 0.05, result.report
+    assert page.result.imatrix.text() == "Importance matrix: computed from the source"
+    assert page.result.imatrix.isVisible()
+
+    # My models shows it as `fireside models show` prints it
+    from app.gui.models_page import details_html
+
+    assert "<b>Imatrix</b></td><td>&nbsp;auto</td>" in details_html(stored, "fits")
+    shown = subprocess.run(
+        [sys.executable, "-m", "app", "models", "show", stored.id], cwd=ROOT,
+        env=dict(os.environ, FIRESIDE_HOME=str(fresh_home)), capture_output=True, text=True,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert [line.split() for line in shown.stdout.splitlines() if line.startswith("imatrix")] == [
+        ["imatrix", "auto"]
+    ]

@@ -32,6 +32,9 @@ TARGETS: tuple[tuple[str, str], ...] = (
     ("gguf-q6_k", "GGUF Q6_K"),
     ("gguf-q8_0", "GGUF Q8_0"),
     ("gguf-q4_0", "GGUF Q4_0"),
+    ("gguf-iq4_xs", "GGUF IQ4_XS"),
+    ("gguf-q3_k_m", "GGUF Q3_K_M"),
+    ("gguf-q2_k", "GGUF Q2_K"),
     ("gguf-f16", "GGUF F16"),
     ("gguf-bf16", "GGUF BF16"),
     ("mlx-4bit", "MLX 4-bit"),
@@ -45,7 +48,10 @@ TARGET_WORDS = {
     "gguf-q5_k_m": "a little larger, a little closer to the original",
     "gguf-q6_k": "close to the original, half the size of 16-bit",
     "gguf-q8_0": "nearly the original, about half the size of 16-bit",
-    "gguf-q4_0": "the smallest, the plainest 4-bit; loses more than Q4_K_M",
+    "gguf-q4_0": "the plainest 4-bit; loses more than Q4_K_M",
+    "gguf-iq4_xs": "a little smaller than Q4_K_M; needs an importance matrix",
+    "gguf-q3_k_m": "smaller still, loses more; needs an importance matrix",
+    "gguf-q2_k": "the smallest, loses the most; needs an importance matrix",
     "gguf-f16": "unquantized 16-bit: the original's quality and size",
     "gguf-bf16": "unquantized bfloat16: the original's weights as they are",
     "mlx-4bit": "small and fast on Apple Silicon",
@@ -54,7 +60,18 @@ TARGET_WORDS = {
     "onnx-int8": "for ONNX Runtime: fast on many CPUs, close to the original",
     "onnx-int4": "for ONNX Runtime: small, but loses much more than Q4_K_M",
 }
-CONVERT_SHARE = 0.7  # of the progress bar, when a quality report follows
+# The GGUF types quantized in llama.cpp's mixes, which an importance matrix guides, and those
+# made only with one (quant.types: ``mixed`` and ``needs_imatrix``; kept here because that
+# module loads gguf and numpy, and the page lists the types while the window starts; a test
+# holds the two tables together).
+IMATRIX_TARGETS = frozenset(
+    ("gguf-q4_k_m", "gguf-q5_k_m", "gguf-q6_k", "gguf-q4_0", "gguf-iq4_xs", "gguf-q3_k_m",
+     "gguf-q2_k")
+)  # fmt: skip
+NEEDS_IMATRIX = frozenset(("gguf-iq4_xs", "gguf-q3_k_m", "gguf-q2_k"))
+AUTO = "auto"  # the importance matrix computed from the source
+IMATRIX_SHARE = 0.25  # of the progress bar, when the matrix is computed first
+CONVERT_SHARE = 0.7  # of what follows, when a quality report follows
 FIT_WORDS = {
     "fits": "Fits in memory",
     "tight": "Tight in memory",
@@ -114,6 +131,34 @@ def check(folder: str | os.PathLike[str], to: str) -> str | None:
     return None
 
 
+def check_imatrix(path: str | os.PathLike[str], folder: Path | None, to: str) -> str | None:
+    """Why the llama.cpp imatrix file at ``path`` cannot guide ``folder``'s conversion to
+    ``to`` (unreadable, damaged, made for another model), in plain words; None when it can.
+    The file is read whole (small: one row of numbers per weight), the model's headers only."""
+    from models.errors import FiresideError, describe
+    from quant.imatrix import read_imatrix, weights_for
+
+    try:
+        if folder is None:
+            read_imatrix(path)
+        else:
+            weights_for(path, folder, to=to)
+    except FiresideError as exc:
+        return str(exc)
+    except OSError as exc:
+        return describe(exc)
+    return None
+
+
+def imatrix_words(spec: str | None) -> str:
+    """Where a model's importance matrix came from (its provenance's ``imatrix``), in words."""
+    if not spec:
+        return "none"
+    if spec == AUTO:
+        return "computed from the source"
+    return f"read from {spec}"
+
+
 def expected_size(folder: str | os.PathLike[str], to: str) -> int:
     """About how many bytes the result will take (``quant.expected_size``)."""
     from quant import expected_size as size_of
@@ -135,6 +180,7 @@ class Request:
     name: str | None = None
     source_id: str | None = None  # the library id of the source, when it has one
     report: bool = True
+    imatrix: str | None = None  # "auto" or a llama.cpp imatrix file's path
 
     @property
     def title(self) -> str:
@@ -173,8 +219,11 @@ class ConvertController(QObject):
         name: str | None = None,
         source_id: str | None = None,
         report: bool = True,
+        imatrix: str | None = None,
     ) -> bool:
-        """Begin converting; False (with the reason on the banner) when it cannot start."""
+        """Begin converting (``imatrix``: ``"auto"`` computes an importance matrix from the
+        source first; a path reads a llama.cpp file); False (with the reason on the banner)
+        when it cannot start."""
         if self.busy or self.ctx.closing:
             if self.busy:
                 self.ctx.tell("A conversion is already running; wait for it or cancel it.")
@@ -182,32 +231,35 @@ class ConvertController(QObject):
         if self.ctx.catalog is None:
             self.ctx.tell("The model library is still opening; try again in a moment.")
             return False
-        problem = check(folder, to)
+        problem = check(folder, to) or self._imatrix_problem(Path(folder), to, imatrix)
         if problem:
             self.ctx.tell(f"Cannot convert {Path(folder).name}: {problem}", "error")
             return False
-        request = Request(Path(folder).resolve(), to, name or None, source_id, report)
+        if imatrix and imatrix != AUTO:
+            imatrix = str(Path(imatrix).expanduser().resolve())
+        request = Request(Path(folder).resolve(), to, name or None, source_id, report, imatrix)
         self.request, self._started = request, time.monotonic()
         self.fraction, self.seconds_left = 0.0, None
-        self.stage = f"Converting to {target_label(to)}…"
+        self.stage = self._stage_at(0.0)
         catalog = self.ctx.catalog
-        share = CONVERT_SHARE if report else 1.0
+        bounds = self._bounds(request)
 
         def job(j: Job) -> Any:
             from app.convert_process import convert_in_child
 
-            def converting(done: int, total: int) -> None:
-                j.progress(int(1000 * share * done / total) if total else 0, 1000)
+            def phase(start: float, end: float) -> Any:  # one stretch of the one bar
+                def moved(done: int, total: int) -> None:
+                    part = (end - start) * done / total if total else 0.0
+                    j.progress(int(1000 * (start + part)), 1000)
 
-            def measuring(done: int, total: int) -> None:
-                part = (1 - share) * done / total if total else 0.0
-                j.progress(int(1000 * (share + part)), 1000)
+                return moved
 
             # in a child: torch and transformers never load into the window's process
             return convert_in_child(
                 request.folder, request.to, db_path=catalog.db_path, name=request.name,
-                source_id=request.source_id, report=request.report, progress=converting,
-                report_progress=measuring, cancel=j.cancel,
+                source_id=request.source_id, report=request.report, imatrix=request.imatrix,
+                imatrix_progress=phase(0.0, bounds[0]), progress=phase(*bounds),
+                report_progress=phase(bounds[1], 1.0), cancel=j.cancel,
             )  # fmt: skip
 
         self._worker = run_job(
@@ -221,6 +273,39 @@ class ConvertController(QObject):
         self.busy_changed.emit(True)
         self.progressed.emit()
         return True
+
+    @staticmethod
+    def _imatrix_problem(folder: Path, to: str, imatrix: str | None) -> str | None:
+        label = target_label(to)
+        if imatrix and to not in IMATRIX_TARGETS:
+            return f"an importance matrix applies only to the GGUF K-quant types, not {label}"
+        if not imatrix and to in NEEDS_IMATRIX:
+            return (
+                f"{label} needs an importance matrix: compute one from the source, or choose a "
+                f"llama.cpp imatrix file"
+            )
+        if imatrix and imatrix != AUTO:
+            return check_imatrix(imatrix, folder, to)
+        return None
+
+    @staticmethod
+    def _bounds(request: Request) -> tuple[float, float]:
+        """Where the conversion's part of the progress bar starts and ends: after the
+        importance matrix (when it is computed), before the quality report (when one is made)."""
+        start = IMATRIX_SHARE if request.imatrix == AUTO else 0.0
+        end = start + (1 - start) * CONVERT_SHARE if request.report else 1.0
+        return start, end
+
+    def _stage_at(self, fraction: float) -> str:
+        request = self.request
+        if request is None:
+            return ""
+        start, end = self._bounds(request)
+        if request.imatrix == AUTO and fraction < start:
+            return "Computing the importance matrix from the source…"
+        if request.report and fraction > end:
+            return "Checking the quality…"
+        return f"Converting to {target_label(request.to)}…"
 
     def cancel(self) -> None:
         """Stop the conversion (or its report); whatever it wrote is removed."""
@@ -246,12 +331,7 @@ class ConvertController(QObject):
         if self._worker is None or self._worker.cancelled or self.request is None:
             return
         self.fraction = min(1.0, permille / total)
-        checking = self.request.report and self.fraction > CONVERT_SHARE
-        self.stage = (
-            "Checking the quality…"
-            if checking
-            else f"Converting to {target_label(self.request.to)}…"
-        )
+        self.stage = self._stage_at(self.fraction)
         elapsed = time.monotonic() - self._started
         if self.fraction >= 0.03 and elapsed > 1.0:
             self.seconds_left = elapsed * (1 - self.fraction) / self.fraction

@@ -6,6 +6,8 @@ it runs; at the end the quality report and "Chat with it".
 
 A source is checked as soon as it is chosen (config and headers only, no torch): an
 unsupported architecture or a missing tokenizer is said in plain words and Convert stays off.
+For the GGUF K-quants, an importance matrix (none, computed from the source, or a llama.cpp
+file picked or dropped) guides the quantizer (convert_parts.ImatrixChoice).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -46,6 +47,9 @@ from .convert import (
     target_label,
     unavailable,
 )
+from .convert_parts import ImatrixChoice, ResultPanel, is_imatrix_file
+from .convert_parts import column as _column
+from .convert_parts import label as _label
 from .downloads_page import duration
 
 CHOOSE_FOLDER = "__choose__"
@@ -53,26 +57,6 @@ INTRO = (
     "Turn a Hugging Face or PyTorch model into a compact GGUF, MLX or ONNX model that runs fast "
     "on this machine. Fireside checks the result against the original and keeps the report."
 )
-
-
-def _label(text: str = "", name: str | None = None, wrap: bool = True) -> QLabel:
-    label = QLabel(text)
-    if name:
-        label.setObjectName(name)
-    label.setWordWrap(wrap)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    return label
-
-
-def _column(*widgets: QWidget) -> QWidget:
-    """Widgets stacked tightly: a form field with its notes under it."""
-    box = QWidget()
-    column = QVBoxLayout(box)
-    column.setContentsMargins(0, 0, 0, 4)
-    column.setSpacing(3)
-    for widget in widgets:
-        column.addWidget(widget)
-    return box
 
 
 class ConvertPage(QWidget):
@@ -85,7 +69,6 @@ class ConvertPage(QWidget):
         self.folder: Path | None = None  # the chosen source
         self.source_id: str | None = None  # its library id, when it is in the library
         self.problem: str | None = None  # why the source cannot become the chosen target
-        self.model_id: str | None = None  # the last converted model
         self.estimate_bytes = 0  # the expected size of the result
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 10)
@@ -114,6 +97,10 @@ class ConvertPage(QWidget):
         )
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("the name the library shows (optional)")
+        self.imatrix = ImatrixChoice()
+        self.imatrix.changed.connect(self._sync)
+        form.addRow("Importance matrix", self.imatrix)
+        self.form = form
         form.addRow("Name", self.name_edit)
         layout.addLayout(form)
 
@@ -135,24 +122,7 @@ class ConvertPage(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
 
-        self.result = QFrame()
-        self.result.setObjectName("convertResult")
-        self.result.setFrameShape(QFrame.Shape.StyledPanel)
-        box = QVBoxLayout(self.result)
-        self.result_title = _label(name="convertResultTitle")
-        font = self.result_title.font()
-        font.setBold(True)
-        self.result_title.setFont(font)
-        self.verdict = _label(name="qualityVerdict")
-        self.numbers = _label(name="qualityNumbers")
-        row = QHBoxLayout()
-        row.addStretch(1)
-        self.chat_button = QPushButton("Chat with it")
-        self.chat_button.clicked.connect(self._chat)
-        row.addWidget(self.chat_button)
-        for widget in (self.result_title, self.verdict, self.numbers):
-            box.addWidget(widget)
-        box.addLayout(row)
+        self.result = ResultPanel(ctx)
         layout.addWidget(self.result)
         layout.addStretch(1)
 
@@ -219,10 +189,17 @@ class ConvertPage(QWidget):
 
     def drop_path(self, path: str) -> bool:
         """A folder dropped on the window while this page shows: True when it is taken as the
-        source (a Hugging Face checkpoint folder), False to let the window import it."""
+        source (a Hugging Face checkpoint folder) or as the importance matrix (a llama.cpp
+        imatrix file: for a type it cannot guide, Q4_K_M is chosen), False to let the window
+        import it."""
         from models.hf import is_hf_folder
 
         folder = Path(path)
+        if is_imatrix_file(folder):
+            if not self.imatrix.applies(self.selected_target()):
+                self.select_target("gguf-q4_k_m")
+            self.imatrix.take_file(folder)
+            return True
         if not is_hf_folder(folder):
             return False
         self.select_source(str(folder))
@@ -248,8 +225,9 @@ class ConvertPage(QWidget):
         self.result.setVisible(False)
         name = self.name_edit.text().strip() or None
         return self.controller.start(
-            self.folder, self.selected_target(), name=name, source_id=self.source_id
-        )
+            self.folder, self.selected_target(), name=name, source_id=self.source_id,
+            imatrix=self.imatrix.spec(),
+        )  # fmt: skip
 
     def shutdown(self) -> None:
         self.controller.shutdown()
@@ -297,6 +275,8 @@ class ConvertPage(QWidget):
         self.problem, self.estimate_bytes = None, 0
         folder, to = self.folder, self.selected_target()
         self._say("")
+        self.form.setRowVisible(self.imatrix, self.imatrix.applies(to))
+        self.imatrix.set_plan(folder, to)
         if folder is None:
             self.source_note.setText("")
             self.estimate.setText("")
@@ -342,11 +322,13 @@ class ConvertPage(QWidget):
     def _sync(self) -> None:
         self._sync_notes()
         busy = self.controller.busy
-        self.convert_button.setEnabled(not busy and self.folder is not None and not self.problem)
+        ready = self.folder is not None and not self.problem and not self.imatrix.problem
+        self.convert_button.setEnabled(not busy and ready)
         self.cancel_button.setVisible(busy)
         self.source_box.setEnabled(not busy)
         self.target_box.setEnabled(not busy)
         self.name_edit.setEnabled(not busy)
+        self.imatrix.setEnabled(not busy)
         self.progress.setVisible(busy)
         if self.problem and not busy:
             self._say(f"This model cannot be converted: {self.problem}", "problem")
@@ -366,29 +348,9 @@ class ConvertPage(QWidget):
             self._say(" · ".join(p for p in (ctl.stage, left) if p))
 
     def _converted(self, result: Any) -> None:
-        record, report = result.record, result.report
-        self.model_id = record.id
-        self.result_title.setText(f"{record.name} ({record.quantization}) is in your library")
-        if report is not None:
-            self.verdict.setText(report.describe())
-            self.numbers.setText(
-                f"Mean KL divergence {report.kl:.4f} · same top token {report.top1:.1%} · "
-                f"{report.tokens} tokens · {size_cell(record.size_bytes)}"
-            )
-        else:
-            self.verdict.setText(
-                f"No quality report: {result.report_problem}" if result.report_problem else ""
-            )
-            self.numbers.setText(size_cell(record.size_bytes))
-        if result.note:
-            self.numbers.setText(self.numbers.text() + f" · note: {result.note}")
-        self.result.setVisible(True)
+        self.result.show_result(result)
         self._say("")
-        self.report_shown.emit(report)
+        self.report_shown.emit(result.report)
 
     def _failed(self, message: str) -> None:
         self._say(f"The conversion stopped: {message}", "problem")
-
-    def _chat(self) -> None:
-        if self.model_id:
-            self.ctx.use_model.emit(self.model_id)

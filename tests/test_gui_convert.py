@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytestqt  # noqa: F401  (the test extra has it; missing, the tests fail)
 from PySide6.QtCore import Qt
@@ -379,3 +380,70 @@ def test_a_type_that_needs_a_matrix_computes_one_from_the_source(
     assert [line.split() for line in shown.stdout.splitlines() if line.startswith("imatrix")] == [
         ["imatrix", "auto"]
     ]
+
+
+def test_a_dropped_imatrix_file_guides_the_conversion_and_bad_ones_are_said(
+    qtbot, window, tiny_llama, bundled_gguf, tmp_path, fresh_home
+) -> None:
+    from quant.imatrix import ImportanceMatrix, save_imatrix
+    from quant.imatrix_compute import compute_imatrix
+
+    w, page = window, window.page
+    choice = page.imatrix
+    page.select_source(str(tiny_llama))
+    assert page.select_target("gguf-q8_0")  # a type no matrix guides: Q4_K_M is chosen
+    matrix = save_imatrix(compute_imatrix(tiny_llama), tmp_path / "tiny-imatrix.gguf")
+    assert not page.drop_path(str(bundled_gguf))  # a GGUF model: the window imports it
+    assert page.drop_path(str(matrix))
+    assert page.selected_target() == "gguf-q4_k_m" and choice.isVisible()
+    assert choice.spec() == str(matrix) and choice.file_label.text() == str(matrix)
+    assert choice.problem is None and page.can_start()
+
+    other = ImportanceMatrix()  # a matrix made for another model
+    other.sums["blk.0.ffn_up_other.weight"] = np.ones((1, 64))
+    other.counts["blk.0.ffn_up_other.weight"] = np.ones(1)
+    wrong = save_imatrix(other, tmp_path / "other-model.gguf")
+    damaged = tmp_path / "damaged.dat"
+    damaged.write_bytes(b"\x03\x00\x00\x00garbage")
+    for bad, words in (
+        (wrong, "names none of this model's tensors"),
+        (damaged, "is not an importance matrix Fireside can read"),
+        (bundled_gguf, "not of the imatrix type"),
+        (tmp_path / "gone.dat", "does not exist"),
+    ):
+        choice.take_file(bad)
+        assert words in choice.note.text() and not page.can_start(), choice.note.text()
+        assert choice.note.text().startswith("This importance matrix cannot be used:")
+        assert "Error" not in choice.note.text()
+        assert not w.controller.start(tiny_llama, "gguf-q4_k_m", imatrix=str(bad))
+        assert any(words in text for kind, text in w.banner if kind == "error")
+    assert not w.controller.busy and library_files(fresh_home) == []
+
+    assert page.drop_path(str(matrix)) and page.select_target("gguf-q2_k")
+    assert choice.spec() == str(matrix) and page.can_start(), choice.note.text()
+    result = convert_from_page(qtbot, w, "gguf-q2_k")
+    stored = Catalog(fresh_home / "fireside.db").get(result.record.id)
+    assert stored.quantization == "Q2_K" and stored.provenance["imatrix"] == str(matrix)
+    assert page.result.imatrix.text() == f"Importance matrix: read from {matrix}"
+    assert library_files(fresh_home) == [Path(stored.path).name]
+
+
+def test_cancel_while_the_matrix_is_computed_leaves_nothing(
+    qtbot, window, tiny_llama, fresh_home
+) -> None:
+    w, page, ctl = window, window.page, window.controller
+    page.select_source(str(tiny_llama))
+    assert page.select_target("gguf-iq4_xs") and page.imatrix.spec() == "auto"
+
+    def early() -> None:
+        if ctl.stage.startswith("Computing the importance matrix") and ctl.fraction > 0:
+            ctl.cancel()
+
+    ctl.progressed.connect(early)
+    with qtbot.waitSignal(ctl.cancelled, timeout=WAIT_MS):
+        assert page.start()
+    qtbot.waitUntil(lambda: not ctl.busy)
+    assert ctl.fraction < 0.25 and page.status.text() == "Cancelled; nothing was kept."
+    assert library_files(fresh_home) == [] and not list(tiny_llama.parent.glob("*.gguf*"))
+    assert not [r for r in w.ctx.catalog.list() if r.source == "converted"]
+    assert page.can_start()

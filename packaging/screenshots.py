@@ -229,6 +229,8 @@ def shoot(out: Path, home: Path) -> int:
     window.converter.converted.connect(results.append)
     window.show_page("convert")
     convert.select_source(str(checkpoint))
+    convert.select_target("gguf-q3_k_m")  # a type made only with an importance matrix
+    snap("13-convert-imatrix")
     convert.select_target("gguf-q4_k_m")
     snap("13-convert-options")
     convert.start()

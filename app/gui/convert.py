@@ -7,7 +7,9 @@ in plain words why a source cannot become a target (unsupported architecture, no
 not a checkpoint) from its config and headers alone; ``expected_size`` and ``fit`` say how big
 the result will be and whether it will fit this machine's memory. A finished conversion asks
 the library to show the new model (``ctx.library_changed``) and offers "Chat with it"; a
-cancel leaves nothing behind (the pipeline removes what it wrote).
+cancel leaves nothing behind (the pipeline removes what it wrote). ``start(..., imatrix=)``
+takes what ``fireside convert --imatrix`` takes (``auto``: computed from the source first, the
+first stretch of the same progress bar; or a llama.cpp file, checked by ``check_imatrix``).
 """
 
 from __future__ import annotations
